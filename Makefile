@@ -1,0 +1,44 @@
+# Set-up and entry points. `make demo` and `make test` each do all set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME := $(CURDIR)/.dagster
+export DVC_NO_ANALYTICS := 1
+export HF_HUB_OFFLINE := 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup demo test test-fast ui lint dvc-repro clean-data
+
+setup: $(STAMP)
+
+# The venv is rebuilt only when pyproject.toml or constraints.txt change (idempotent).
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing the environment into $(VENV) (first time: ~5 min)…"
+	@$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	@set -o pipefail; $(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || test $${PIPESTATUS[0]} -eq 0
+	@$(BIN)/python -c "import dagster, dvc, great_expectations, torch, diffusers, timm" \
+		|| { echo "environment check failed"; exit 1; }
+	@touch $(STAMP)
+
+# The main job: the whole asset graph on the embedded demo data, then where everything is.
+demo: setup
+	@$(BIN)/dagster asset materialize --select '*' -m assets.definitions
+	@$(BIN)/fairskin summary
+
+test: setup
+	@$(BIN)/python -m pytest -q
+
+test-fast: setup
+	@$(BIN)/python -m pytest -q -m "not slow"
+
+ui: setup
+	@$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+dvc-repro: setup
+	@$(BIN)/dvc repro
+
+lint: setup
+	@$(BIN)/ruff check pipelines assets training tests
