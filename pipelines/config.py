@@ -59,6 +59,7 @@ class SkinToneParams(Strict):
 class ExternalSetParams(Strict):
     name: str  # a key of pipelines.external_sets.EXTERNAL_SETS
     path: str
+    options: dict[str, bool | int | float | str] = Field(default_factory=dict)  # e.g. bevan_filter: true
 
 
 class ExternalSetsParams(Strict):

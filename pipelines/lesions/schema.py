@@ -49,7 +49,9 @@ UNKNOWN_LABEL = "unknown_label"
 MALFORMED_ROW = "malformed_row"
 LABEL_CONFLICT = "label_conflict"
 UNSAFE_PATH = "unsafe_path"
-REJECT_REASONS = (MISSING_IMAGE, CORRUPT_IMAGE, UNKNOWN_LABEL, MALFORMED_ROW, LABEL_CONFLICT, UNSAFE_PATH)
+EXCLUDED_BY_FILTER = "excluded_by_filter"  # external sets: outside a published subset (Bevan's Fitzpatrick17k)
+REJECT_REASONS = (MISSING_IMAGE, CORRUPT_IMAGE, UNKNOWN_LABEL, MALFORMED_ROW, LABEL_CONFLICT, UNSAFE_PATH,
+                  EXCLUDED_BY_FILTER)
 
 # One row per image in the final table.
 LESION_COLUMNS = (

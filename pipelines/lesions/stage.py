@@ -62,21 +62,18 @@ def build_lesions(params: Params) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     data_root = Path(params.data_root)
     records, rejects, rows_in = read_sources(params)
     scans: dict[str, dict] = {}
-    excluded: list[dict] = []
+    corrupt: dict[int, str] = {}  # record index -> decode error
     while True:  # a corrupt kept image rejects its row; the id then falls back to its next-newest row
-        merged = merge_records(records.drop(index=[e["row"] for e in excluded]), params.lesions.label_policy)
+        merged = merge_records(records.drop(index=list(corrupt)), params.lesions.label_policy)
         todo = [p for p in merged.lesions["image_path"] if p not in scans]
         scans.update(scan_images(todo, data_root, params.lesions.workers, params.lesions.min_skin_pixels))
-        bad = merged.lesions[[scans[p]["error"] is not None for p in merged.lesions["image_path"]]]
-        if bad.empty:
+        errors = {row: scans[path]["error"] for row, path in zip(merged.lesions["kept_row"],
+                                                                  merged.lesions["image_path"], strict=True)
+                  if scans[path]["error"] is not None}
+        if not errors:
             break
-        excluded += [{"row": row, "error": scans[path]["error"]} for row, path in zip(bad["kept_row"],
-                                                                                      bad["image_path"])]
-    corrupt = [{"source_file": records.at[e["row"], "source_file"], "source_row": int(records.at[e["row"],
-                "source_row"]), "isic_id": records.at[e["row"], "isic_id"], "reason": CORRUPT_IMAGE,
-                "detail": f"{records.at[e['row'], 'image_path']}: {e['error']}"} for e in excluded]
-    rejects = pd.concat([rejects, merged.rejects, pd.DataFrame(corrupt, columns=list(REJECT_COLUMNS))],
-                        ignore_index=True)
+        corrupt |= errors
+    rejects = pd.concat([rejects, merged.rejects, _corrupt_rejects(records, corrupt)], ignore_index=True)
     lesions = _with_scans(merged.lesions, scans)
     lesions["split"] = assign_splits(
         lesions, val_fraction=params.lesions.split.val_fraction, test_fraction=params.lesions.split.test_fraction,
@@ -99,6 +96,15 @@ def run_lesions(params: Params) -> LesionsOutputs:
     write_json(report, paths["report"])
     sample_grid(lesions, Path(params.data_root), paths["sample_grid"])
     return LesionsOutputs(summary=report, **paths)
+
+
+def _corrupt_rejects(records: pd.DataFrame, corrupt: dict[int, str]) -> pd.DataFrame:
+    rows = records.loc[list(corrupt)]
+    return pd.DataFrame({
+        "source_file": rows["source_file"], "source_row": rows["source_row"].astype(int), "isic_id": rows["isic_id"],
+        "reason": CORRUPT_IMAGE, "detail": [f"{p}: {corrupt[i]}" for i, p in zip(rows.index, rows["image_path"],
+                                                                                    strict=True)],
+    }, columns=list(REJECT_COLUMNS))
 
 
 def _with_scans(lesions: pd.DataFrame, scans: dict[str, dict]) -> pd.DataFrame:

@@ -61,7 +61,8 @@ def read_ham10000(root: Path, data_root: Path) -> ReaderResult:
         line = row["__line__"]
         dx = row["dx"].strip().lower()
         if dx not in HAM_DX:
-            result.reject(source_file, line, row["image_id"], UNKNOWN_LABEL, f"dx {row['dx']!r} not in {sorted(HAM_DX)}")
+            result.reject(source_file, line, row["image_id"], UNKNOWN_LABEL,
+                          f"dx {row['dx']!r} not in {sorted(HAM_DX)}")
             continue
         name = row["image_id"].strip()
         folder = next((f for f in folders if is_safe_name(name) and find_image(f, name)), folders[0])

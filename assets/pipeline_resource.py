@@ -1,0 +1,46 @@
+"""The one resource the assets share: where params.yaml is, and DVC bookkeeping after each stage.
+
+After a stage function has written its outputs, `dvc commit` records them (and the deps and params they
+came from) in dvc.lock, so `dvc status` is clean and `dvc repro` has nothing to redo; the DVC hash of an
+output becomes the asset's Dagster data version.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from dagster import ConfigurableResource
+
+from pipelines.config import Params, load_params
+
+
+class PipelineResource(ConfigurableResource):
+    """Paths are relative to the working directory, the project root (as under `dvc repro`)."""
+
+    params_file: str = "params.yaml"
+    dvc_commit: bool = True  # record outputs in dvc.lock after each materialization
+
+    def params(self) -> Params:
+        return load_params(self.params_file)
+
+    def commit(self, stage: str) -> dict[str, str]:
+        """`dvc commit` the stage; returns {output path: md5} from dvc.lock ({} when disabled)."""
+        if not self.dvc_commit:
+            return {}
+        dvc = Path(sys.executable).with_name("dvc")
+        command = [str(dvc) if dvc.exists() else "dvc", "commit", "--force", "--quiet", stage]
+        done = subprocess.run(command, capture_output=True, text=True,
+                              env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+        if done.returncode != 0:
+            raise RuntimeError(f"`{' '.join(command)}` failed:\n{done.stdout}{done.stderr}")
+        return dvc_hashes(Path("dvc.lock"), stage)
+
+
+def dvc_hashes(lock_file: Path, stage: str) -> dict[str, str]:
+    lock = yaml.safe_load(lock_file.read_text()) or {}
+    outs = lock.get("stages", {}).get(stage, {}).get("outs", [])
+    return {out["path"]: out["md5"] for out in outs}
