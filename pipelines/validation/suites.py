@@ -14,7 +14,7 @@ import pandas as pd
 from pipelines.config import ValidationParams
 from pipelines.lesions.schema import DIAGNOSES, ISIC_ID, LESION_COLUMNS
 from pipelines.lesions.splits import group_keys
-from pipelines.validation.gx_runner import run_expectations
+from pipelines.validation.gx_runner import ROW_KEY, run_expectations
 from pipelines.validation.report import ValidationReport
 
 GROUPS = ["A", "B", "C", "unknown"]
@@ -36,7 +36,7 @@ def validate_lesions(lesions: pd.DataFrame, data_root: Path, params: ValidationP
         patient_split_count=lesions.groupby(group_keys(lesions))["split"].transform("nunique"),
     )
     expectations = [
-        e.ExpectTableColumnsToMatchSet(column_set=list(LESION_COLUMNS) + ["image_exists", "patient_split_count"],
+        e.ExpectTableColumnsToMatchSet(column_set=[*LESION_COLUMNS, "image_exists", "patient_split_count", ROW_KEY],
                                        exact_match=True),
         e.ExpectColumnValuesToBeUnique(column="isic_id"),
         e.ExpectColumnValuesToMatchRegex(column="isic_id", regex=ISIC_ID.pattern),
