@@ -19,9 +19,9 @@ MAX_ROWS_REPORTED = 20
 def run_expectations(frame: pd.DataFrame, expectations: list[Any], suite_name: str, table: str,
                      row_key: pd.Series) -> ValidationReport:
     """Validate `frame`; failing rows are named by `row_key` (e.g. the isic_id, else 'row N')."""
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its import logs at INFO
     import great_expectations as gx
 
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}  # keep logs readable (STACK.md)
     source = context.data_sources.add_pandas(suite_name)

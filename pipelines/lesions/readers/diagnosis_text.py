@@ -33,6 +33,8 @@ def diagnosis_from_text(text: str | None) -> str:
     if text is None or text.strip() == "" or text.strip().lower() == "unknown":
         return "UNK"
     lowered = text.strip().lower()
+    if lowered == "benign":  # an archive image whose hierarchy stops at diagnosis_1 = "Benign"
+        return "BEN"
     for keyword, code in RULES:
         if keyword in lowered:
             return code
