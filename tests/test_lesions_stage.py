@@ -9,7 +9,7 @@ import pytest
 
 from pipelines.config import SplitParams
 from pipelines.lesions.stage import build_lesions
-from tests.planted_layouts import jpeg, layouts, params_for  # noqa: F401  (layouts is a fixture)
+from tests.planted_layouts import jpeg, params_for
 
 
 def test_every_row_is_kept_merged_or_rejected_with_its_reason(layouts: Path):

@@ -10,11 +10,11 @@ from pipelines.config import ValidationParams
 from pipelines.lesions.stage import build_lesions
 from pipelines.validation import validate_lesions
 from pipelines.validation.suites import REQUIRED_LESIONS
-from tests.planted_layouts import layouts, params_for  # noqa: F401  (layouts is a fixture)
+from tests.planted_layouts import params_for
 
 
 @pytest.fixture()
-def table(layouts: Path):  # noqa: F811
+def table(layouts: Path):
     lesions, _, _ = build_lesions(params_for(layouts))
     return lesions, layouts
 
