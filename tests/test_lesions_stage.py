@@ -87,3 +87,17 @@ def test_official_test_sources_are_forced_into_test(layouts: Path):
     from_2016 = lesions["sources"].str.contains("isic2016:train")
     assert (lesions.loc[from_2016, "split"] == "test").all() and from_2016.sum() == 4
     assert isinstance(lesions, pd.DataFrame)
+
+
+def test_mclass_d_images_never_train(layouts: Path):
+    from pipelines.config import ExternalSetParams, ExternalSetsParams
+
+    benchmark = layouts / "raw/mclass/BenchmarkDermoscopic"
+    for folder, name in (("benign", "ISIC_0000001"), ("malign", "ISIC_0000003")):
+        (benchmark / folder).mkdir(parents=True)
+        (benchmark / folder / f"{name}.jpg").write_bytes(jpeg(1))
+    params = params_for(layouts).model_copy(update={"external_sets": ExternalSetsParams(
+        sets=[ExternalSetParams(name="mclass_d", path="raw/mclass")])})
+    lesions, _, _ = build_lesions(params)
+    by_id = lesions.set_index("isic_id")
+    assert by_id.loc[["ISIC_0000001", "ISIC_0000003"], "split"].tolist() == ["test", "test"]
