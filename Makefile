@@ -8,8 +8,9 @@ export DAGSTER_HOME := $(CURDIR)/.dagster
 export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup demo test test-fast ui lint dvc-repro clean-data
+.PHONY: setup browser demo test test-fast ui lint dvc-repro
 
 setup: $(STAMP)
 
@@ -28,8 +29,16 @@ demo: setup
 	@$(BIN)/dagster asset materialize --select '*' -m assets.definitions
 	@$(BIN)/fairskin summary
 
-test: setup
+test: setup browser
 	@$(BIN)/python -m pytest -q
+
+# Debian's Chromium for the UI test (tests/test_ui.py), installed when missing and this user may.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the UI test…"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is not installed (needs root and apt-get): the UI screenshot test will be skipped"; fi; }
 
 test-fast: setup
 	@$(BIN)/python -m pytest -q -m "not slow"

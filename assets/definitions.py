@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import Definitions, define_asset_job, in_process_executor
+from dagster import Definitions, in_process_executor
 
 from assets.ingestion import (
     demo_data,
@@ -13,14 +13,13 @@ from assets.ingestion import (
     skin_tone,
 )
 from assets.pipeline_resource import PipelineResource
-
-# The whole graph; a string selection, so dagster's selection grammar is exercised on every run.
-pipeline_job = define_asset_job("pipeline", selection="*", description="Every asset, in dependency order.")
+from assets.schedules import nightly_schedule, pipeline_job
 
 defs = Definitions(
     assets=[demo_data, lesions_and_rejects, skin_tone, external_sets],
     asset_checks=[lesions_valid, external_sets_valid],
     jobs=[pipeline_job],
+    schedules=[nightly_schedule()],
     resources={"pipeline": PipelineResource()},
     # One process: stages share one DVC workspace, whose lock forbids parallel `dvc commit`s (STACK.md).
     executor=in_process_executor,

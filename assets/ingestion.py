@@ -27,6 +27,7 @@ from pipelines.stages import STAGES
 from pipelines.validation.report import ValidationReport
 
 GROUP = "ingestion"
+POOL = "dvc_workspace"  # one stage at a time in the DVC workspace (.dagster/dagster.yaml)
 
 
 def _version(hashes: dict[str, str], path: Path) -> DataVersion | None:
@@ -38,7 +39,7 @@ def _table(frame: pd.DataFrame, rows: int = 10) -> MetadataValue:
     return MetadataValue.md(frame.head(rows).to_markdown(index=False) if len(frame) else "(empty)")
 
 
-@asset(group_name=GROUP, code_version=code_version("pipelines/demo_data"),
+@asset(group_name=GROUP, pool=POOL, code_version=code_version("pipelines/demo_data"),
        description="The embedded demo dataset: synthetic dermoscopy images in the real ISIC 2016-2020, "
                    "isic-cli export and DDI on-disk layouts, with planted quirks (pipelines/demo_data).")
 def demo_data(pipeline: PipelineResource) -> MaterializeResult:
@@ -56,6 +57,7 @@ def demo_data(pipeline: PipelineResource) -> MaterializeResult:
 
 
 @multi_asset(
+    pool=POOL,
     specs=[
         AssetSpec("lesions", group_name=GROUP, deps=[demo_data], code_version=code_version(
             "pipelines/lesions", "pipelines/skin_tone"),
@@ -100,7 +102,7 @@ def lesions_and_rejects(pipeline: PipelineResource):
     )
 
 
-@asset(group_name=GROUP, deps=["lesions"], code_version=code_version("pipelines/skin_tone"),
+@asset(group_name=GROUP, pool=POOL, deps=["lesions"], code_version=code_version("pipelines/skin_tone"),
        description="How far the ITA skin-tone estimate agrees with known Fitzpatrick types; ITA distributions.")
 def skin_tone(pipeline: PipelineResource) -> MaterializeResult:
     params = pipeline.params()
@@ -116,7 +118,7 @@ def skin_tone(pipeline: PipelineResource) -> MaterializeResult:
     )
 
 
-@asset(group_name=GROUP, deps=[demo_data], code_version=code_version("pipelines/external_sets"),
+@asset(group_name=GROUP, pool=POOL, deps=[demo_data], code_version=code_version("pipelines/external_sets"),
        description="External test sets (DDI, Fitzpatrick17k, Derm7pt, MClass, ASAN) as configured, in one table.")
 def external_sets(pipeline: PipelineResource) -> MaterializeResult:
     params = pipeline.params()

@@ -67,6 +67,11 @@ class ExternalSetsParams(Strict):
     out: str = "external_sets"
 
 
+class ScheduleParams(Strict):
+    cron: str = "0 2 * * *"  # nightly at 02:00
+    timezone: str = "UTC"  # an IANA name, e.g. Europe/Berlin
+
+
 class Params(Strict):
     data_root: str = "data"
     demo_data: DemoDataParams = DemoDataParams()
@@ -74,6 +79,7 @@ class Params(Strict):
     lesions: LesionsParams
     skin_tone: SkinToneParams = SkinToneParams()
     external_sets: ExternalSetsParams = ExternalSetsParams()
+    schedule: ScheduleParams = ScheduleParams()
 
     @model_validator(mode="after")
     def _known_names(self) -> Params:

@@ -28,3 +28,19 @@ def test_checks_are_blocking():
         assert spec.blocking
     assert {s.asset_key.to_user_string() for c in (lesions_valid, external_sets_valid) for s in c.check_specs} == {
         "lesions", "external_sets"}
+
+
+def test_nightly_schedule_runs_the_whole_graph_by_default():
+    from dagster import DefaultScheduleStatus
+
+    schedule = defs.resolve_schedule_def("nightly")
+    assert schedule.cron_schedule == "0 2 * * *" and schedule.execution_timezone == "UTC"
+    assert schedule.default_status == DefaultScheduleStatus.RUNNING
+    assert schedule.job_name == "pipeline"
+
+
+def test_every_asset_is_in_the_dvc_workspace_pool():
+    from assets.ingestion import demo_data, external_sets, lesions_and_rejects, skin_tone
+
+    for assets_def in (demo_data, lesions_and_rejects, skin_tone, external_sets):
+        assert {node.pool for node in [assets_def.node_def]} == {"dvc_workspace"}

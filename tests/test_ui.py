@@ -1,0 +1,80 @@
+"""The UI as a person uses it: `dagster dev`, a materialization launched through GraphQL, the asset
+graph page in headless Chromium (screenshot kept under test-artifacts/)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e_project import REPO, copy_project
+from tests.ui_server import DagsterDev, chromium
+
+pytestmark = pytest.mark.slow
+
+ARTIFACTS = REPO / "test-artifacts"
+ASSETS = {"demo_data", "lesions", "rejects", "skin_tone", "external_sets"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    project = copy_project(tmp_path_factory.mktemp("ui-project"))
+    ARTIFACTS.mkdir(exist_ok=True)
+    dev = DagsterDev(project, ARTIFACTS / "dagster-dev.log")
+    try:
+        dev.wait_ready()
+        yield dev
+    finally:
+        dev.stop()
+
+
+def test_graphql_lists_assets_checks_and_the_schedule(server: DagsterDev):
+    data = server.graphql("{ assetNodes { assetKey { path } groupName description } }")
+    nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
+    assert set(nodes) == ASSETS
+    assert {n["groupName"] for n in nodes.values()} == {"ingestion"} and all(n["description"] for n in nodes.values())
+    repo = server.graphql("{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } "
+                          "schedules { name cronSchedule scheduleState { status } } } } } }")
+    (repository,) = repo["repositoriesOrError"]["nodes"]
+    assert [(s["name"], s["cronSchedule"], s["scheduleState"]["status"]) for s in repository["schedules"]] == [
+        ("nightly", "0 2 * * *", "RUNNING")]
+    checks = server.graphql('{ assetNodeOrError(assetKey: {path: ["lesions"]}) { ... on AssetNode '
+                            "{ assetChecksOrError { ... on AssetChecks { checks { name blocking } } } } } }")
+    assert checks["assetNodeOrError"]["assetChecksOrError"]["checks"] == [{"name": "lesions_valid", "blocking": True}]
+    server.repository = (repository["name"], repository["location"]["name"])
+
+
+def test_materialization_launched_through_graphql_succeeds(server: DagsterDev):
+    name, location = server.repository
+    launched = server.graphql(
+        "mutation($p: ExecutionParams!) { launchPipelineExecution(executionParams: $p) { __typename "
+        "... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }",
+        {"p": {"selector": {"repositoryLocationName": location, "repositoryName": name, "pipelineName": "pipeline"},
+               "mode": "default"}})["launchPipelineExecution"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    deadline, status = time.monotonic() + 300, None
+    while time.monotonic() < deadline:
+        status = server.graphql("query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",
+                                {"id": run_id})["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(2)
+    assert status == "SUCCESS"
+    assert (server.project / "data/lesions/lesions.parquet").is_file()
+    materialized = server.graphql('{ assetNodeOrError(assetKey: {path: ["lesions"]}) { ... on AssetNode '
+                                  "{ assetMaterializations(limit: 1) { runId } } } }")
+    assert materialized["assetNodeOrError"]["assetMaterializations"][0]["runId"] == run_id
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None and os.environ.get("CI") != "true",
+                    reason="Debian's chromium is installed by `make test` where the user may (root + apt-get)")
+def test_asset_graph_page_renders_in_chromium(server: DagsterDev, tmp_path: Path):
+    dom, screenshot = chromium(f"{server.url}/asset-groups/ingestion", tmp_path)
+    shutil.copy(screenshot, ARTIFACTS / screenshot.name)
+    missing = [name for name in ASSETS if name not in dom]
+    assert not missing, f"asset graph page lacks {missing}; screenshot in {ARTIFACTS}"
+    assert screenshot.stat().st_size > 10_000
