@@ -17,7 +17,8 @@ from pipelines.external_sets import (
     mclass_d_isic_ids,
 )
 from pipelines.external_sets import ddi as ddi_module
-from pipelines.external_sets.schema import AccountingError, ExternalTable
+from pipelines.external_sets.external_table import ExternalTable
+from pipelines.external_sets.schema import AccountingError
 
 JPEG_PLACEHOLDER = b"\xff\xd8\xff\xe0placeholder"  # never decoded here: only existence is checked
 

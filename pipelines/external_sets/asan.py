@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.external_sets.schema import CLINICAL, ExternalTable, load_class_folders
+from pipelines.external_sets.class_folders import load_class_folders
+from pipelines.external_sets.external_table import ExternalTable
+from pipelines.external_sets.schema import CLINICAL
 
 BIOPSY = "biopsy"
 ZIP_FOLDER = "test-asan test"

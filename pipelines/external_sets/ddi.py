@@ -11,15 +11,10 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from pipelines.external_sets.schema import (
-    CLINICAL,
-    UNKNOWN_LABEL,
-    CsvRow,
-    ExternalTable,
-    ImageFinder,
-    RowRejected,
-    read_csv_rows,
-)
+from pipelines.external_sets.csv_rows import CsvRow, read_csv_rows
+from pipelines.external_sets.external_table import ExternalTable
+from pipelines.external_sets.image_finder import ImageFinder
+from pipelines.external_sets.schema import CLINICAL, UNKNOWN_LABEL, RowRejected
 
 CSV_NAME = "ddi_metadata.csv"
 # The copies start with an unnamed pandas index column (header `,DDI_ID,...`, DATA.md §3.1); it is

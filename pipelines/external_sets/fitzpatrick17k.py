@@ -13,17 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.external_sets.schema import (
-    CLINICAL,
-    EXCLUDED_BY_FILTER,
-    MALFORMED_ROW,
-    UNKNOWN_LABEL,
-    CsvRow,
-    ExternalTable,
-    ImageFinder,
-    RowRejected,
-    read_csv_rows,
-)
+from pipelines.external_sets.csv_rows import CsvRow, read_csv_rows
+from pipelines.external_sets.external_table import ExternalTable
+from pipelines.external_sets.image_finder import ImageFinder
+from pipelines.external_sets.schema import CLINICAL, EXCLUDED_BY_FILTER, MALFORMED_ROW, UNKNOWN_LABEL, RowRejected
 
 CSV_NAME = "fitzpatrick17k.csv"
 IMAGE_DIR = "images"

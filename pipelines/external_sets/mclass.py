@@ -16,13 +16,9 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from pipelines.external_sets.schema import (
-    CLINICAL,
-    DERMOSCOPIC,
-    ExternalTable,
-    list_image_files,
-    load_class_folders,
-)
+from pipelines.external_sets.class_folders import list_image_files, load_class_folders
+from pipelines.external_sets.external_table import ExternalTable
+from pipelines.external_sets.schema import CLINICAL, DERMOSCOPIC
 
 BENCHMARKS = {"d": ("BenchmarkDermoscopic", DERMOSCOPIC), "nd": ("BenchmarkClinical", CLINICAL)}
 CLASSES = {"benign": 0, "malign": 1, "malignant": 1}
