@@ -13,12 +13,12 @@ from assets.ingestion import (
     skin_tone,
 )
 from assets.pipeline_resource import PipelineResource
-from assets.schedules import nightly_schedule, pipeline_job
+from assets.schedules import ingestion_job, nightly_schedule, pipeline_job
 
 defs = Definitions(
     assets=[demo_data, lesions_and_rejects, skin_tone, external_sets],
     asset_checks=[lesions_valid, external_sets_valid],
-    jobs=[pipeline_job],
+    jobs=[pipeline_job, ingestion_job],
     schedules=[nightly_schedule()],
     resources={"pipeline": PipelineResource()},
     # One process: stages share one DVC workspace, whose lock forbids parallel `dvc commit`s (STACK.md).

@@ -13,6 +13,10 @@ pipeline_job = define_asset_job(
     "pipeline", selection="*", tags=WORKSPACE_TAG,
     description="Every asset, in dependency order (a string selection, so dagster's selection grammar runs).")
 
+ingestion_job = define_asset_job(
+    "ingestion", selection="group:ingestion", tags=WORKSPACE_TAG,
+    description="Raw sources -> lesions + rejects -> skin tone; external test sets.")
+
 
 def nightly_schedule(params_file: str = "params.yaml") -> ScheduleDefinition:
     schedule = load_params(params_file).schedule

@@ -52,7 +52,7 @@ def test_materialization_launched_through_graphql_succeeds(server: DagsterDev):
     launched = server.graphql(
         "mutation($p: ExecutionParams!) { launchPipelineExecution(executionParams: $p) { __typename "
         "... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }",
-        {"p": {"selector": {"repositoryLocationName": location, "repositoryName": name, "pipelineName": "pipeline"},
+        {"p": {"selector": {"repositoryLocationName": location, "repositoryName": name, "pipelineName": "ingestion"},
                "mode": "default"}})["launchPipelineExecution"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
