@@ -1,0 +1,127 @@
+"""The `downstream_classifiers` stage (issue 6 §1; METHOD.md §5): does synthetic data make the classifier fairer?
+
+The same backbone, seed and step budget are trained twice (training/downstream): `baseline` on the real
+training split only, `augmented` on the real training split plus every synthetic sample (mixed per
+`DownstreamParams.synthetic_mixing`). Both are early-stopped on the AUC of the real validation split and keep
+their best-validation weights. Each then predicts the validation split (`validation_predictions.parquet`,
+test_set `isic_val`), the ISIC test split (`isic_test`) and every external set present in the external-sets
+table (test_set = its dataset name) into `predictions.parquet`, in the schema of
+pipelines/fairness/predictions.py.
+
+Decision threshold: `pipelines.fairness.threshold.choose_threshold` on each classifier's validation
+predictions (Youden's J, ties to the lowest threshold, 0.5 when validation lacks a class: see that module);
+the fairness report recomputes it from `validation_predictions.parquet` with the same function. Re-running
+the stage resumes each classifier from its latest checkpoint (a finished one is not retrained).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.atomic_files import write_json, write_parquet
+from pipelines.downstream_classifiers.predict import prediction_frame
+from pipelines.downstream_classifiers.sources import external_test_sets, lesion_split, synthetic_items
+from pipelines.fairness.predictions import validate_predictions
+from pipelines.fairness.threshold import YOUDEN_RULE, youden_choice
+from training.downstream.evaluate import roc_auc
+from training.downstream.execution import intra_op_threads, resolve_device
+from training.downstream.model import load_classifier
+from training.downstream.params import DownstreamParams
+from training.downstream.train import train_classifier
+
+log = logging.getLogger(__name__)
+VALIDATION_SET = "isic_val"
+ISIC_TEST_SET = "isic_test"
+BASELINE, AUGMENTED = "baseline", "augmented"
+
+
+@dataclass(frozen=True)
+class DownstreamOutputs:
+    predictions: Path  # isic_test + external sets, both classifiers
+    validation_predictions: Path  # isic_val, both classifiers
+    runs: Path  # <classifier>/: run.json, result.json, model.safetensors, config.json, checkpoints/
+    summary_json: Path
+    summary: dict
+
+
+def output_paths(out: Path) -> dict[str, Path]:
+    out = Path(out)
+    return {"predictions": out / "predictions.parquet",
+            "validation_predictions": out / "validation_predictions.parquet",
+            "runs": out / "runs", "summary_json": out / "summary.json"}
+
+
+def run_downstream_classifiers(params: DownstreamParams, lesions: Path, external_sets: Path | None,
+                               synthetic_shards: Path | None, data_root: Path, out: Path) -> DownstreamOutputs:
+    """`lesions`: the lesions parquet; `external_sets`: the external-sets parquet (None or absent: no external
+    test sets); `synthetic_shards`: the synthetic_shards stage's output folder (None: no `augmented` classifier);
+    `data_root`: the folder image paths are relative to."""
+    with intra_op_threads(params.torch_threads):
+        return _run(params, Path(lesions), external_sets, synthetic_shards, Path(data_root), Path(out))
+
+
+def _run(params: DownstreamParams, lesions: Path, external_sets: Path | None, synthetic_shards: Path | None,
+         data_root: Path, out: Path) -> DownstreamOutputs:
+    paths = output_paths(out)
+    table = pd.read_parquet(lesions)
+    train = lesion_split(table, data_root, "train", "isic_train", str(lesions))
+    validation = lesion_split(table, data_root, "val", VALIDATION_SET, str(lesions))
+    test_sets = [lesion_split(table, data_root, "test", ISIC_TEST_SET, str(lesions))]
+    notes = {}
+    if external_sets is not None and Path(external_sets).is_file():
+        test_sets += external_test_sets(pd.read_parquet(external_sets), data_root, str(external_sets))
+    else:
+        notes["external_sets"] = f"{external_sets}: not present - only the ISIC test split is predicted"
+    runs = {BASELINE: []}
+    if synthetic_shards is not None:
+        runs[AUGMENTED] = synthetic_items(synthetic_shards)
+        if not runs[AUGMENTED]:
+            log.warning("%s: no synthetic samples; `augmented` trains on the real images only", synthetic_shards)
+    else:
+        notes[AUGMENTED] = "no synthetic shards given - not trained"
+
+    device = resolve_device(params.device)
+    predictions, validation_rows, classifiers = [], [], {}
+    for name, synthetic in runs.items():
+        log.info("%s: %d real + %d synthetic training images, %d validation", name, len(train.items),
+                 len(synthetic), len(validation.items))
+        result = train_classifier(params, train.items, synthetic, validation.items, paths["runs"] / name, name=name)
+        model, config = load_classifier(result.weights)
+        model.to(device)
+        val_frame = prediction_frame(model, config, name, validation, params.eval_batch_size, device,
+                                     params.num_workers)
+        frames = [prediction_frame(model, config, name, t, params.eval_batch_size, device, params.num_workers)
+                  for t in test_sets]
+        validation_rows.append(val_frame)
+        predictions.extend(frames)
+        threshold = youden_choice(val_frame["label"].to_numpy(), val_frame["score"].to_numpy())
+        classifiers[name] = {
+            **result.summary(), "train_real": len(train.items), "train_synthetic": len(synthetic),
+            "run_dir": (paths["runs"] / name).as_posix(), "threshold": threshold.threshold,
+            "threshold_note": threshold.note,
+            "auc": {f["test_set"].iat[0]: _auc(f) for f in [val_frame, *frames] if len(f)},
+        }
+
+    predictions_table = validate_predictions(pd.concat(predictions, ignore_index=True), str(paths["predictions"]))
+    validation_table = validate_predictions(pd.concat(validation_rows, ignore_index=True),
+                                            str(paths["validation_predictions"]))
+    write_parquet(predictions_table, paths["predictions"])
+    write_parquet(validation_table, paths["validation_predictions"])
+    summary = {
+        "backbone": params.backbone, "image_size": params.image_size, "seed": params.seed,
+        "max_steps": params.max_steps, "synthetic_mixing": params.synthetic_mixing,
+        "classifiers": classifiers, "threshold_rule": YOUDEN_RULE,
+        "test_sets": {t.name: len(t.items) for t in test_sets}, "validation_images": len(validation.items),
+        "notes": notes,
+    }
+    write_json(summary, paths["summary_json"])
+    return DownstreamOutputs(summary=summary, **paths)
+
+
+def _auc(frame: pd.DataFrame) -> float | None:
+    value = roc_auc(frame["label"].to_numpy(), frame["score"].to_numpy())
+    return None if value != value else round(value, 6)  # NaN (a single class) -> null in JSON
