@@ -1,0 +1,115 @@
+"""Report numbers of the diffusion classifier: the paper's Fig. 2 ablation, Fig. 3 and Fig. 9, and the
+two choices that make it cheap, tuned on a validation split: the informative t range and the trial budget.
+
+Accuracy/F1 vs N comes from ONE run with all n_trials computed (early_stop="off"): the first N trials of
+each image are a prefix of its trial list, and with the bit-reversed stratified t (trials.py) a prefix of
+2^j trials holds one t per each of 2^j equal strata, so every prefix is itself a stratified draw.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+
+from training.diffusion_classifier.votes import lowest_mean_error, majority, tally, trial_votes
+
+
+def prefix_predictions(errors: torch.Tensor, n_trials: int, mode: str) -> torch.Tensor:
+    """(n, K, N) errors -> (n,) class index decided by the first n_trials trials."""
+    prefix = errors[:, :, :n_trials]
+    if n_trials > errors.shape[2] or torch.isnan(prefix).any():
+        raise ValueError(f"errors hold fewer than {n_trials} computed trials per image: run the classifier "
+                         f"with early_stop='off' and n_trials >= {n_trials}")
+    if mode == "majority":
+        return majority(tally(prefix))
+    if mode == "average":
+        return lowest_mean_error(prefix.mean(dim=2))
+    raise ValueError(f"mode {mode!r}: expected 'majority' or 'average'")
+
+
+def _f1(labels: np.ndarray, predicted: np.ndarray, classes: Sequence[int]) -> float:
+    if len(classes) == 2:  # positive = the last class (malignant = 1)
+        return float(f1_score(labels, predicted, labels=list(classes), pos_label=classes[-1], zero_division=0.0))
+    return float(f1_score(labels, predicted, labels=list(classes), average="macro", zero_division=0.0))
+
+
+def accuracy_vs_trials(errors: torch.Tensor, labels: torch.Tensor, classes: Sequence[int],
+                       trial_counts: Sequence[int]) -> list[dict[str, float]]:
+    """Paper Fig. 2: accuracy and F1 of majority vote and of averaging, for each N in trial_counts."""
+    class_values = torch.tensor(list(classes))
+    truth = labels.long().numpy()
+    rows = []
+    for n in trial_counts:
+        row: dict[str, float] = {"n_trials": int(n)}
+        for mode in ("majority", "average"):
+            predicted = class_values[prefix_predictions(errors, int(n), mode)].numpy()
+            row[f"{mode}_accuracy"] = float((predicted == truth).mean())
+            row[f"{mode}_f1"] = _f1(truth, predicted, classes)
+        rows.append(row)
+    return rows
+
+
+def retention_curve(correct: torch.Tensor, uncertainty: torch.Tensor,
+                    removed_fractions: Sequence[float] = tuple(i / 20 for i in range(21))) -> list[dict[str, float]]:
+    """Paper Fig. 3: accuracy on the retained images as the most uncertain fraction is removed.
+
+    floor(f * n) images are removed, most uncertain first; equal uncertainties are removed in index
+    order (stable sort), so the curve is deterministic. Accuracy is NaN when nothing is retained.
+    """
+    n = correct.numel()
+    order = torch.sort(uncertainty.double(), descending=True, stable=True).indices
+    correct_sorted = correct.bool()[order]
+    rows = []
+    for fraction in removed_fractions:
+        removed = math.floor(float(fraction) * n + 1e-9)
+        kept = correct_sorted[removed:]
+        accuracy = float(kept.double().mean()) if kept.numel() else float("nan")
+        rows.append({"removed_fraction": float(fraction), "retained": int(kept.numel()), "accuracy": accuracy})
+    return rows
+
+
+def confidence_by_outcome(predicted: torch.Tensor, labels: torch.Tensor, confidence: torch.Tensor,
+                          positive: int = 1) -> dict[str, np.ndarray]:
+    """Paper Fig. 9: the confidence (vote share) of true/false positives/negatives."""
+    predicted_positive, actual_positive = predicted == positive, labels == positive
+    groups = {"TP": predicted_positive & actual_positive, "TN": ~predicted_positive & ~actual_positive,
+              "FP": predicted_positive & ~actual_positive, "FN": ~predicted_positive & actual_positive}
+    return {name: confidence[mask].double().numpy() for name, mask in groups.items()}
+
+
+def _class_index(labels: torch.Tensor, classes: Sequence[int]) -> torch.Tensor:
+    lookup = {int(v): i for i, v in enumerate(classes)}
+    return torch.tensor([lookup[int(v)] for v in labels.tolist()], dtype=torch.long)
+
+
+def vote_accuracy_by_t(errors: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor, classes: Sequence[int],
+                       bins: int = 10, num_timesteps: int = 1000) -> list[dict[str, float]]:
+    """Fraction of single computed trials that vote the true class, per equal t bin: where the signal is."""
+    correct = (trial_votes(errors.transpose(1, 2)) == _class_index(labels, classes)[:, None]).double()
+    computed = ~torch.isnan(errors).any(dim=1)
+    edges = [round(i * num_timesteps / bins) for i in range(bins + 1)]
+    rows = []
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        inside = computed & (timesteps >= low) & (timesteps < high)
+        rows.append({"t_from": low, "t_to": high, "trials": int(inside.sum()),
+                     "trial_accuracy": float(correct[inside].mean()) if inside.any() else float("nan")})
+    return rows
+
+
+def informative_t_range(by_t: Sequence[dict[str, float]], tolerance: float = 0.05,
+                        num_timesteps: int = 1000) -> tuple[float, float]:
+    """t_range (fractions of T) spanning the bins whose trial accuracy is within `tolerance` of the best."""
+    scored = [b for b in by_t if not math.isnan(b["trial_accuracy"])]
+    best = max(b["trial_accuracy"] for b in scored)
+    good = [b for b in scored if b["trial_accuracy"] >= best - tolerance]
+    return min(b["t_from"] for b in good) / num_timesteps, max(b["t_to"] for b in good) / num_timesteps
+
+
+def sufficient_trials(ablation: Sequence[dict[str, float]], tolerance: float = 0.005, mode: str = "majority") -> int:
+    """The smallest N of an accuracy-vs-N table whose accuracy is within `tolerance` of its largest N's."""
+    target = ablation[-1][f"{mode}_accuracy"] - tolerance
+    return int(next(a["n_trials"] for a in ablation if a[f"{mode}_accuracy"] >= target))
