@@ -12,12 +12,13 @@ from assets.ingestion import (
     lesions_valid,
     skin_tone,
 )
+from assets.models import ASSETS, CHECKS
 from assets.pipeline_resource import PipelineResource
 from assets.schedules import ingestion_job, nightly_schedule, pipeline_job
 
 defs = Definitions(
-    assets=[demo_data, lesions_and_rejects, skin_tone, external_sets],
-    asset_checks=[lesions_valid, external_sets_valid],
+    assets=[demo_data, lesions_and_rejects, skin_tone, external_sets, *ASSETS],
+    asset_checks=[lesions_valid, external_sets_valid, *CHECKS],
     jobs=[pipeline_job, ingestion_job],
     schedules=[nightly_schedule()],
     resources={"pipeline": PipelineResource()},

@@ -11,7 +11,6 @@ from pathlib import Path
 import pandas as pd
 from dagster import (
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetSpec,
     DataVersion,
     MaterializeResult,
@@ -23,11 +22,10 @@ from dagster import (
 
 from assets.code_versions import code_version
 from assets.pipeline_resource import PipelineResource
+from assets.stage_asset import POOL, check_result, image_markdown
 from pipelines.stages import STAGES
-from pipelines.validation.report import ValidationReport
 
 GROUP = "ingestion"
-POOL = "dvc_workspace"  # one stage at a time in the DVC workspace (.dagster/dagster.yaml)
 
 
 def _version(hashes: dict[str, str], path: Path) -> DataVersion | None:
@@ -89,7 +87,7 @@ def lesions_and_rejects(pipeline: PipelineResource):
             "label_by_skin_tone": MetadataValue.md(pd.crosstab(
                 table["skin_tone_group"], table["label"].map({0: "benign", 1: "malignant"})).to_markdown()),
             "label_conflicts": MetadataValue.json(report["label_conflicts"]),
-            "sample_grid": MetadataValue.md(_image_markdown(paths["sample_grid"])),
+            "sample_grid": MetadataValue.md(image_markdown(paths["sample_grid"])),
             "preview": _table(table[["isic_id", "sources", "diagnosis", "label", "skin_tone_group", "split"]]),
         },
     )
@@ -114,7 +112,7 @@ def skin_tone(pipeline: PipelineResource) -> MaterializeResult:
         metadata={"agreement": truth["agreement"], "n_with_known_type": truth["n"],
                   "confusion (true x estimated)": MetadataValue.md(
                       pd.DataFrame(truth["confusion"]).T.to_markdown() if truth["confusion"] else "(none)"),
-                  "ita_by_group": MetadataValue.md(_image_markdown(outputs.confusion_plot))},
+                  "ita_by_group": MetadataValue.md(image_markdown(outputs.confusion_plot))},
     )
 
 
@@ -132,31 +130,13 @@ def external_sets(pipeline: PipelineResource) -> MaterializeResult:
     )
 
 
-def _check_result(report: ValidationReport) -> AssetCheckResult:
-    return AssetCheckResult(
-        passed=report.success,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={"summary": MetadataValue.md("```\n" + report.summary() + "\n```"),
-                  "failed_expectations": MetadataValue.json([o.describe() for o in report.failures]),
-                  "expectations": len(report.outcomes)},
-    )
-
-
 @asset_check(asset="lesions", blocking=True, name="lesions_valid",
              description="Great Expectations suite on the lesions table (ids, values, label rate, files, splits).")
 def lesions_valid(pipeline: PipelineResource) -> AssetCheckResult:
-    return _check_result(STAGES["lesions"].check(pipeline.params()))
+    return check_result(STAGES["lesions"].check(pipeline.params()))
 
 
 @asset_check(asset=external_sets, blocking=True, name="external_sets_valid",
              description="Great Expectations suite on the external test-set table.")
 def external_sets_valid(pipeline: PipelineResource) -> AssetCheckResult:
-    return _check_result(STAGES["external_sets"].check(pipeline.params()))
-
-
-def _image_markdown(path: Path) -> str:
-    """Inline a PNG in the UI's markdown metadata (small images only)."""
-    import base64
-
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f"![{path.name}](data:image/png;base64,{data})"
+    return check_result(STAGES["external_sets"].check(pipeline.params()))

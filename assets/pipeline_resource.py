@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
 from dagster import ConfigurableResource
 
 from pipelines.config import Params, load_params
+
+LOCK_RETRIES = 10
 
 
 class PipelineResource(ConfigurableResource):
@@ -33,8 +36,13 @@ class PipelineResource(ConfigurableResource):
             return {}
         dvc = Path(sys.executable).with_name("dvc")
         command = [str(dvc) if dvc.exists() else "dvc", "commit", "--force", "--quiet", stage]
-        done = subprocess.run(command, capture_output=True, text=True,
-                              env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+        for attempt in range(LOCK_RETRIES):
+            done = subprocess.run(command, capture_output=True, text=True,
+                                  env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+            # GPU-pool assets may finish while a workspace-pool asset commits: wait for DVC's lock, then retry.
+            if done.returncode == 0 or "lock" not in (done.stdout + done.stderr).lower():
+                break
+            time.sleep(2 * (attempt + 1))
         if done.returncode != 0:
             raise RuntimeError(f"`{' '.join(command)}` failed:\n{done.stdout}{done.stderr}")
         return dvc_hashes(Path("dvc.lock"), stage)

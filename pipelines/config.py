@@ -11,7 +11,15 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pipelines.class_n_diff.params import ClassNDiffParams
 from pipelines.demo_data.params import DemoDataParams
+from pipelines.fairness.params import FairnessParams
+from pipelines.generation_plan.params import GenerationPlanParams
+from pipelines.generation_report.params import GenerationReportParams
+from pipelines.latent_shards.params import LatentShardsParams
+from pipelines.synthetic_shards.params import SyntheticShardsParams
+from pipelines.vae.params import VaeParams
+from training.downstream.params import DownstreamParams
 
 
 class Strict(BaseModel):
@@ -80,6 +88,14 @@ class Params(Strict):
     skin_tone: SkinToneParams = SkinToneParams()
     external_sets: ExternalSetsParams = ExternalSetsParams()
     schedule: ScheduleParams = ScheduleParams()
+    vae: VaeParams = VaeParams()
+    latent_shards: LatentShardsParams = LatentShardsParams()
+    class_n_diff: ClassNDiffParams = ClassNDiffParams()
+    generation_plan: GenerationPlanParams = GenerationPlanParams()
+    synthetic_shards: SyntheticShardsParams = SyntheticShardsParams()
+    generation_report: GenerationReportParams = GenerationReportParams()
+    downstream_classifiers: DownstreamParams = DownstreamParams()
+    fairness_report: FairnessParams = FairnessParams()
 
     @model_validator(mode="after")
     def _known_names(self) -> Params:

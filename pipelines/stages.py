@@ -57,6 +57,122 @@ def check_external_sets(params: Params) -> ValidationReport:
     return validate_external_sets(pd.read_parquet(path), Path(params.data_root), str(path))
 
 
+def _lesions(params: Params) -> Path:
+    return params.path(params.lesions.out) / "lesions.parquet"
+
+
+def _shards(params: Params) -> Path:
+    return params.path(params.latent_shards.out) / "shards"
+
+
+def _external(params: Params) -> Path:
+    return params.path(params.external_sets.out) / "external_sets.parquet"
+
+
+def run_vae(params: Params) -> Any:
+    from pipelines.vae.stage import run_vae as run
+
+    return run(_lesions(params), Path(params.data_root), params.path(params.vae.out), params.vae)
+
+
+def run_latent_shards(params: Params) -> Any:
+    from pipelines.latent_shards.stage import run_latent_shards as run
+
+    return run(_lesions(params), Path(params.data_root), params.path(params.vae.out),
+               params.path(params.latent_shards.out), params.path(params.latent_shards.cache), params.latent_shards)
+
+
+def check_latent_shards(params: Params) -> ValidationReport:
+    from pipelines.latent_shards.checks import check_stage
+
+    return check_stage(_lesions(params), Path(params.data_root), params.path(params.vae.out),
+                       params.path(params.latent_shards.out), params.latent_shards.checks)
+
+
+def _train(params: Params, baseline: bool) -> Any:
+    from pipelines.class_n_diff.stage import run_class_n_diff, run_dit_baseline
+
+    config = params.class_n_diff
+    run = run_dit_baseline if baseline else run_class_n_diff
+    return run(_shards(params), params.path(config.baseline_out if baseline else config.out),
+               config.train, codec_spec=params.path(params.vae.out) / "codec.json",
+               train_split=config.train_split, val_split=config.val_split)
+
+
+def run_class_n_diff_model(params: Params) -> Any:
+    return _train(params, baseline=False)
+
+
+def run_dit_baseline(params: Params) -> Any:
+    return _train(params, baseline=True)
+
+
+def run_generation_plan(params: Params) -> Any:
+    from pipelines.generation_plan.stage import run_generation_plan as run
+
+    return run(params.generation_plan, _lesions(params), params.path(params.generation_plan.out))
+
+
+def run_synthetic_shards(params: Params) -> Any:
+    import torch
+
+    from pipelines.synthetic_shards.stage import run_synthetic_shards as run
+    from pipelines.trained_models import TrainedRun, open_codec_of
+
+    trained = TrainedRun(params.path(params.class_n_diff.out))
+    model, version = trained.dit_ema()
+    classifier = trained.joint_classifier()
+    codec = open_codec_of(params.path(params.vae.out))
+    config = model.config
+    return run(params.synthetic_shards, params.path(params.generation_plan.out) / "plan.parquet",
+               params.path(params.synthetic_shards.out), model, codec.decode, version,
+               (config.in_channels, *config.input_size), classify=lambda z: torch.sigmoid(classifier(z)).reshape(-1),
+               condition_names=config.conditions)
+
+
+def run_generation_report(params: Params) -> Any:
+    from pipelines.generation_report.feature_networks import ClassifierFeatures
+    from pipelines.generation_report.stage import run_generation_report as run
+    from pipelines.trained_models import TrainedRun, open_codec_of
+
+    features = ClassifierFeatures(open_codec_of(params.path(params.vae.out), "cpu").encode,
+                                  TrainedRun(params.path(params.class_n_diff.out)).joint_classifier())
+    return run(params.generation_report, _lesions(params), Path(params.data_root),
+               params.path(params.synthetic_shards.out) / "shards", params.path(params.generation_report.out),
+               classifier_features=features, classifier_name="class_n_diff latent classifier (offline)")
+
+
+def run_downstream_classifiers(params: Params) -> Any:
+    from pipelines.downstream_classifiers.stage import run_downstream_classifiers as run
+
+    return run(params.downstream_classifiers, _lesions(params), _external(params),
+               params.path(params.synthetic_shards.out), Path(params.data_root), params.path("downstream_classifiers"))
+
+
+def run_joint_classifier_predictions(params: Params) -> Any:
+    from pipelines.joint_classifier.predict import run_joint_classifier_predictions as run
+
+    return run(_lesions(params), _shards(params), _external(params),
+               params.path(params.vae.out), params.path(params.class_n_diff.out), Path(params.data_root),
+               params.path("joint_classifier"))
+
+
+PREDICTIONS = ("downstream_classifiers", "joint_classifier")  # folders holding predictions to score
+
+
+def run_fairness_report(params: Params) -> Any:
+    from pipelines.atomic_files import write_parquet
+    from pipelines.fairness.report import run_fairness_report as run
+
+    out = params.path("fairness_report")
+    tables = {}
+    for name in ("predictions", "validation_predictions"):
+        frames = [pd.read_parquet(params.path(folder) / f"{name}.parquet") for folder in PREDICTIONS
+                  if (params.path(folder) / f"{name}.parquet").is_file()]
+        tables[name] = write_parquet(pd.concat(frames, ignore_index=True), out / "inputs" / f"{name}.parquet")
+    return run(tables["predictions"], tables["validation_predictions"], params.fairness_report, out)
+
+
 @dataclass(frozen=True)
 class Stage:
     run: Callable[[Params], Any]
@@ -68,4 +184,14 @@ STAGES: dict[str, Stage] = {
     "lesions": Stage(run_lesions, check_lesions),
     "skin_tone": Stage(run_skin_tone),
     "external_sets": Stage(run_external_sets, check_external_sets),
+    "vae": Stage(run_vae),
+    "latent_shards": Stage(run_latent_shards, check_latent_shards),
+    "class_n_diff_model": Stage(run_class_n_diff_model),
+    "dit_baseline": Stage(run_dit_baseline),
+    "generation_plan": Stage(run_generation_plan),
+    "synthetic_shards": Stage(run_synthetic_shards),
+    "generation_report": Stage(run_generation_report),
+    "downstream_classifiers": Stage(run_downstream_classifiers),
+    "joint_classifier_predictions": Stage(run_joint_classifier_predictions),
+    "fairness_report": Stage(run_fairness_report),
 }

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,7 +20,8 @@ ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1", "PATH": f"{
        "GIT_COMMITTER_EMAIL": "test@localhost"}
 
 
-def copy_project(target: Path) -> Path:
+def copy_project(target: Path, prepare: Callable[[Path], None] | None = None) -> Path:
+    """Copy the project to `target`; `prepare(target)` may edit it (e.g. params) before the first commit."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.splitlines()
     for name in files:
@@ -27,6 +29,8 @@ def copy_project(target: Path) -> Path:
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, target / name)
     (target / ".dagster").mkdir(exist_ok=True)
+    if prepare is not None:
+        prepare(target)
     run(target, "git", "init", "-q")
     run(target, "git", "add", "-A")
     run(target, "git", "commit", "-qm", "copy")

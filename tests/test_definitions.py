@@ -15,8 +15,19 @@ def test_asset_graph_snapshot():
         "rejects": ["demo_data"],
         "skin_tone": ["lesions"],
         "external_sets": ["demo_data"],
+        "vae": ["lesions"],
+        "latent_shards": ["lesions", "vae"],
+        "class_n_diff_model": ["latent_shards", "vae"],
+        "dit_baseline": ["latent_shards", "vae"],
+        "generation_plan": ["lesions"],
+        "synthetic_shards": ["class_n_diff_model", "generation_plan", "vae"],
+        "generation_report": ["class_n_diff_model", "lesions", "synthetic_shards"],
+        "downstream_classifiers": ["external_sets", "lesions", "synthetic_shards"],
+        "joint_classifier_predictions": ["class_n_diff_model", "external_sets", "latent_shards", "vae"],
+        "fairness_report": ["downstream_classifiers", "joint_classifier_predictions"],
     }
-    assert {graph.get(k).group_name for k in graph.get_all_asset_keys()} == {"ingestion"}
+    groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert set(groups.values()) == {"ingestion", "latents", "class_n_diff", "generation", "evaluation"}
     assert all(graph.get(k).code_version for k in graph.get_all_asset_keys())
 
 
@@ -39,8 +50,9 @@ def test_nightly_schedule_runs_the_whole_graph_by_default():
     assert schedule.job_name == "pipeline"
 
 
-def test_every_asset_is_in_the_dvc_workspace_pool():
-    from assets.ingestion import demo_data, external_sets, lesions_and_rejects, skin_tone
-
-    for assets_def in (demo_data, lesions_and_rejects, skin_tone, external_sets):
-        assert {node.pool for node in [assets_def.node_def]} == {"dvc_workspace"}
+def test_pools_serialise_the_workspace_and_the_gpu():
+    pools = {key.to_user_string(): defs.resolve_assets_def(key).node_def.pool
+             for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    gpu = {"class_n_diff_model", "dit_baseline", "synthetic_shards", "downstream_classifiers"}
+    assert {k for k, p in pools.items() if p == "gpu"} == gpu
+    assert {p for k, p in pools.items() if k not in gpu} == {"dvc_workspace"}

@@ -1,0 +1,55 @@
+"""Load what earlier stages trained, for the stages after them: the codec, the EMA DiT, the joint classifier.
+
+Models are read from their safetensors + JSON config (never pickles). A model's version is the md5 of its
+weights file — the hash DVC records for it — so synthetic samples name exactly the model that made them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from training.vae import CodecSpec, open_codec
+
+
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5()  # noqa: S324 - DVC's content hash, not a security use
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def open_codec_of(vae_dir: Path, device: str = "auto"):
+    """The codec the `vae` stage described in `<vae_dir>/codec.json`."""
+    return open_codec(CodecSpec.read(Path(vae_dir) / "codec.json"), device)
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """The files of a Class-N-Diff / DiT-baseline run folder, as training.train.finish names them."""
+
+    run_dir: Path
+
+    def _file(self, name: str) -> Path:
+        path = self.run_dir / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: train the model first (stage of {self.run_dir.name})")
+        return path
+
+    def dit_ema(self) -> tuple[torch.nn.Module, str]:
+        """The EMA DiT in eval mode and its version (md5 of its weights)."""
+        from training.dit import load_dit
+
+        weights = self._file("dit_ema.safetensors")
+        return load_dit(weights, self._file("dit_config.json")).eval(), file_md5(weights)
+
+    def joint_classifier(self) -> torch.nn.Module:
+        """The latent classifier trained jointly with the DiT (absent from a DiT-only run)."""
+        from training.latent_classifier import load_latent_classifier
+
+        return load_latent_classifier(self._file("classifier.safetensors"),
+                                      self._file("classifier_config.json")).eval()

@@ -1,0 +1,258 @@
+"""The `diffusion_classifier_report` stage (METHOD.md §6; issue 7, section 2).
+
+Two setups in tmp_path: a tiny DiT saved like a training run with random weights (plumbing through the real
+loaders: run folder, latent shards + manifest, lesions table, Haar codec), and an analytic noise model for
+which the true class is favoured at t < 600 and all classes tie above (values: tuned t range, N, metrics).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from sklearn.metrics import roc_auc_score
+
+from pipelines.diffusion_classifier_report import (
+    DiffusionClassifierReportParams,
+    build_report,
+    run_diffusion_classifier_report,
+)
+from pipelines.diffusion_classifier_report.stage import LatentSplit
+from pipelines.fairness.predictions import read_predictions
+from training.conditions import encode
+from training.diffusion.schedule import DiffusionSchedule
+from training.diffusion_classifier import DiffusionClassifierParams
+from training.dit import create_dit, save_dit
+from training.latent_shards import LatentSample, write_shard
+from training.latent_shards.manifest import FORMAT, MANIFEST
+from training.vae import CodecSpec, HaarCodec
+
+SHAPE = (12, 4, 4)  # Haar wavelet latents of 8x8 images (12 = 4 bands x 3 colours)
+TONES = ("A", "B", "C", "unknown")
+SCHEDULE = DiffusionSchedule()
+
+
+def lesion_table(splits: dict[str, int]) -> pd.DataFrame:
+    rows = []
+    for split, count in splits.items():
+        for i in range(count):
+            rows.append({"isic_id": f"ISIC_{split}{i:05d}", "label": int(i % 3 == 0), "split": split,
+                         "skin_tone_group": TONES[i % 4], "sex": ("male", "female", None)[i % 3],
+                         "age_approx": float(30 + 5 * (i % 8)), "anatom_site_general": "torso",
+                         "sources": "isic2019:train|isic2020:train"})
+    return pd.DataFrame(rows)
+
+
+def write_shards(folder, lesions: pd.DataFrame, latents: dict[str, np.ndarray]) -> None:
+    """One shard per split and the manifest, as the latent_shards stage lays them out."""
+    rows = []
+    for split, members in lesions.groupby("split", sort=True):
+        samples = [LatentSample(key=r.isic_id, mean=latents[r.isic_id].astype(np.float16),
+                                std=np.zeros(SHAPE, np.float16),
+                                meta={"label": r.label, "skin_tone_group": r.skin_tone_group, "sex": r.sex})
+                   for r in members.itertuples()]
+        info = write_shard(folder / f"{split}-000000.tar", samples)
+        rows.append({"split": split, "shard": info.path.name, "count": info.count, "sha256": info.sha256})
+    manifest = {"format": FORMAT, "splits": lesions["split"].value_counts().to_dict(), "shards": rows}
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+
+
+def youden_reference(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Brute force: the lowest distinct score maximising sensitivity + specificity - 1."""
+    best, chosen = -math.inf, None
+    for t in np.unique(scores):
+        called = scores >= t
+        j = called[labels == 1].mean() + (~called[labels == 0]).mean() - 1
+        if j > best + 1e-12:
+            best, chosen = j, t
+    return float(chosen)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny forwards on a shared 2-core machine: one intra-op thread avoids OpenMP oversubscription (~6x faster)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def dit_report(tmp_path_factory, one_thread):
+    """The stage end to end on a random tiny DiT, 12 validation and 20 test latents (capped to 16)."""
+    root = tmp_path_factory.mktemp("dcr")
+    torch.manual_seed(0)
+    model = create_dit("DiT-T/2", in_channels=SHAPE[0], input_size=SHAPE[1:], conditions=("label", "skin_tone"))
+    with torch.no_grad():  # DiT zero-initialises its output layer; random weights make the classes differ
+        model.final_linear.weight.normal_(0.0, 0.05)
+        model.condition_embedders["label"].weight.normal_(0.0, 1.0)
+    (root / "run").mkdir()
+    save_dit(model, root / "run" / "dit_ema.safetensors", root / "run" / "dit_config.json")
+    lesions = lesion_table({"val": 12, "test": 20, "train": 3})
+    generator = torch.Generator().manual_seed(1)
+    latents = {key: torch.randn(SHAPE, generator=generator).numpy() for key in lesions["isic_id"]}
+    (root / "shards").mkdir()
+    write_shards(root / "shards", lesions, latents)
+    lesions.to_parquet(root / "lesions.parquet")
+    (root / "vae").mkdir()
+    CodecSpec(kind="haar_wavelet", resolution=8).write(root / "vae" / "codec.json")
+    params = DiffusionClassifierReportParams(
+        classifier=DiffusionClassifierParams(n_trials=8, chunk_size=8, images_per_forward=16,
+                                             counterfactual_steps=3),
+        max_trials_for_figures=8, gallery_per_class=2, max_test_images=16, bootstrap_samples=20, device="cpu")
+    outputs = run_diffusion_classifier_report(root / "run", root / "shards", root / "lesions.parquet", root / "vae",
+                                              root / "out", params)
+    return outputs, lesions, params
+
+
+def test_predictions_follow_the_fairness_schema_one_row_per_test_latent(dit_report) -> None:
+    outputs, lesions, _ = dit_report
+    predictions = read_predictions(outputs.predictions)  # validates
+    validation = read_predictions(outputs.validation_predictions)
+    test_ids = list(lesions.loc[lesions["split"] == "test", "isic_id"])[:16]  # max_test_images, in shard order
+    assert list(predictions["image_id"]) == test_ids
+    assert set(predictions["classifier"]) == {"diffusion_classifier"} and set(predictions["test_set"]) == {"isic_test"}
+    assert list(validation["image_id"]) == list(lesions.loc[lesions["split"] == "val", "isic_id"])
+    assert set(validation["test_set"]) == {"isic_val"}
+    # subgroup columns are the lesions table's, joined by isic_id
+    table = lesions.set_index("isic_id").loc[test_ids]
+    assert list(predictions["label"]) == list(table["label"])
+    assert list(predictions["skin_tone_group"]) == list(table["skin_tone_group"])
+    assert list(predictions["sex"]) == [s if isinstance(s, str) else "unknown" for s in table["sex"]]
+    assert set(predictions["source"]) == {"isic2019:train"}
+
+
+def test_scores_are_the_vote_shares_of_malignant(dit_report) -> None:
+    outputs, _, params = dit_report
+    predictions = read_predictions(outputs.predictions)
+    votes = pd.read_parquet(outputs.votes)
+    test_votes = votes[votes["test_set"] == "isic_test"].set_index("image_id").loc[predictions["image_id"]]
+    np.testing.assert_allclose(predictions["score"], test_votes["votes_1"] / test_votes["trials_used"], rtol=1e-12)
+    assert (test_votes["votes_0"] + test_votes["votes_1"] == test_votes["trials_used"]).all()
+    assert (test_votes["network_evals"] == 2 * test_votes["trials_used"]).all()
+    assert 0 < predictions["score"].nunique()  # the random DiT does vote, not only tie
+    p = test_votes["votes_1"] / test_votes["trials_used"]
+    entropy = -(p * np.log2(p.where(p > 0, 1)) + (1 - p) * np.log2((1 - p).where(p < 1, 1)))
+    np.testing.assert_allclose(test_votes["vote_entropy"], entropy, atol=1e-6)
+    # the full vote behind the figures computed every trial
+    full = pd.read_parquet(outputs.full_vote)
+    assert (full["trials_used"] == params.max_trials_for_figures).all() and len(full) == 16
+
+
+def test_metrics_match_predictions_at_the_validation_threshold(dit_report) -> None:
+    outputs, _, _ = dit_report
+    metrics = json.loads(outputs.metrics.read_text())
+    predictions = read_predictions(outputs.predictions)
+    validation = read_predictions(outputs.validation_predictions)
+    labels, scores = predictions["label"].to_numpy(), predictions["score"].to_numpy()
+    threshold = metrics["threshold"]
+    assert threshold == youden_reference(validation["label"].to_numpy(), validation["score"].to_numpy())
+    called = scores >= threshold
+    assert metrics["accuracy"] == pytest.approx(float((called == labels).mean()), abs=1e-12)
+    assert metrics["sensitivity"] == pytest.approx(float(called[labels == 1].mean()), abs=1e-12)
+    assert metrics["specificity"] == pytest.approx(float((~called[labels == 0]).mean()), abs=1e-12)
+    assert metrics["auc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    votes = pd.read_parquet(outputs.votes)
+    assert metrics["mean_network_evals"] == pytest.approx(votes.loc[votes.test_set == "isic_test", "network_evals"]
+                                                           .mean())
+    assert metrics["images_per_s"] > 0 and metrics["n"] == 16
+    tuning = json.loads(outputs.tuning.read_text())
+    assert metrics["t_range"] == tuning["chosen"]["t_range"] and metrics["n_trials"] == tuning["chosen"]["n_trials"]
+    assert metrics["n_trials"] in [1, 2, 4, 8]  # a prefix length of the ablation
+    assert outputs.summary["accuracy"] == metrics["accuracy"]
+
+
+def test_figures_are_pngs_and_the_gallery_has_a_row_per_case(dit_report) -> None:
+    outputs, lesions, _ = dit_report
+    names = {"accuracy_vs_trials.png", "retention.png", "confidence.png", "counterfactuals.png"}
+    assert {p.name for p in outputs.plots.glob("*.png")} == names
+    for name in names:
+        with Image.open(outputs.plots / name) as image:
+            image.verify()
+            assert image.format == "PNG"
+    gallery = pd.read_parquet(outputs.gallery)
+    test_ids = list(lesions.loc[lesions["split"] == "test", "isic_id"])[:16]
+    labels = lesions.set_index("isic_id").loc[test_ids, "label"]
+    expected = [*labels[labels == 1].index[:2], *labels[labels == 0].index[:2]]  # malignant first, then benign
+    assert list(gallery["image_id"]) == expected
+    assert list(gallery["counterfactual_class"]) == [0, 0, 1, 1] and list(gallery["factual_class"]) == [1, 1, 0, 0]
+    with Image.open(outputs.plots / "counterfactuals.png") as image:  # 4 rows of 2.1 in at 120 dpi, cropped
+        assert 0.6 * 4 * 2.1 * 120 < image.height <= 4 * 2.1 * 120
+    rows = pd.read_csv(outputs.accuracy_vs_trials)
+    assert list(rows["n_trials"]) == [1, 2, 4, 8]
+    assert len(pd.read_csv(outputs.retention)) == 21
+
+
+class GatedOracle(torch.nn.Module):
+    """eps_hat = (z - sqrt(a) mu_c) / sqrt(1 - a): the exact noise for data at mu_c, so class c's error is
+    a/(1-a) mean((z0 - mu_c)^2) and the nearest mean wins every trial; for t >= gate every class gets the
+    null mean (exact ties, voted to class 0), so trials there carry no signal."""
+
+    def __init__(self, means: torch.Tensor, gate: int) -> None:
+        super().__init__()
+        self.register_buffer("means", torch.cat([means, means.mean(0, keepdim=True)]))
+        self.gate = gate
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        label = torch.where(t >= self.gate, torch.full_like(cond["label"], 2), cond["label"])
+        a = SCHEDULE.alphas_cumprod.to(x)[t].view(-1, 1, 1, 1)
+        return (x - a.sqrt() * self.means[label]) / (1 - a).sqrt()
+
+
+def oracle_split(lesions: pd.DataFrame, split: str, means: torch.Tensor, swapped: set[int]) -> LatentSplit:
+    """Latents near their class mean; those at positions in `swapped` near the other class's."""
+    meta = lesions[lesions["split"] == split].reset_index(drop=True)
+    labels = torch.tensor(meta["label"].to_numpy())
+    generator = torch.Generator().manual_seed(len(meta))
+    near = torch.tensor([1 - y if i in swapped else y for i, y in enumerate(labels.tolist())])
+    latents = means[near] + 0.05 * torch.randn((len(meta), *SHAPE), generator=generator)
+    tones = torch.tensor([encode("skin_tone", v) for v in meta["skin_tone_group"]])
+    return LatentSplit(meta=meta, latents=latents, labels=labels, conditions={"skin_tone": tones},
+                       image_ids=list(range(100, 100 + len(meta))))
+
+
+def test_tuning_finds_the_informative_t_range_and_the_vote_scores_as_expected(tmp_path) -> None:
+    means = torch.stack([torch.full(SHAPE, -0.5), torch.full(SHAPE, 0.5)])
+    lesions = lesion_table({"val": 12, "test": 15})
+    swapped = {0, 4}  # test positions 0 (malignant) and 4 (benign) sit at the other class's mean
+    validation = oracle_split(lesions, "val", means, set())
+    test = oracle_split(lesions, "test", means, swapped)
+    params = DiffusionClassifierReportParams(
+        classifier=DiffusionClassifierParams(n_trials=16, chunk_size=8, images_per_forward=16,
+                                             counterfactual_steps=3),
+        max_trials_for_figures=8, gallery_per_class=1, bootstrap_samples=0)
+    outputs = build_report(GatedOracle(means, gate=600), "oracle", validation, test, HaarCodec().decode,
+                           tmp_path / "out", params)
+    metrics = json.loads(outputs.metrics.read_text())
+    tuning = json.loads(outputs.tuning.read_text())
+    # per-t trial accuracy: 1 below the gate; above it every trial votes benign, right for 8 of the 12 val
+    # images only, so those bins fall outside the 0.05 tolerance
+    by_t = [b["trial_accuracy"] for b in tuning["trial_accuracy_by_t"]]
+    assert by_t[:6] == [1.0] * 6 and all(0.3 < a < 0.95 for a in by_t[6:])
+    assert metrics["t_range"] == [0.0, 0.6] and metrics["tuned"]
+    assert metrics["n_trials"] == 1  # one trial below the gate is always right
+    assert metrics["mean_network_evals"] == 2.0 and metrics["network_eval_reduction_vs_paper"] == 501.0
+    # validation scores are 0/1 and all right -> Youden threshold 1; on test the two swapped latents are wrong
+    labels = test.labels.numpy()
+    scores = np.array([1 - y if i in swapped else y for i, y in enumerate(labels)], dtype=float)
+    assert metrics["threshold"] == 1.0
+    assert metrics["accuracy"] == pytest.approx(13 / 15)
+    assert metrics["sensitivity"] == pytest.approx(4 / 5) and metrics["specificity"] == pytest.approx(9 / 10)
+    assert metrics["auc"] == pytest.approx(roc_auc_score(labels, scores))
+    assert read_predictions(outputs.predictions)["score"].tolist() == scores.tolist()
+    # the full vote (8 trials over the tuned range) is unanimous, so it agrees and is certain
+    assert metrics["full_vote"]["vote_accuracy"] == pytest.approx(13 / 15)
+    assert metrics["full_vote"]["agreement_with_report_vote"] == 1.0
+    assert (pd.read_parquet(outputs.full_vote)["vote_entropy"] == 0).all()
+    gallery = pd.read_parquet(outputs.gallery)
+    assert list(gallery["image_id"]) == [test.keys[0], test.keys[1]] and len(gallery) == 2
+    digest = hashlib.sha256(outputs.predictions.read_bytes()).hexdigest()
+    again = build_report(GatedOracle(means, gate=600), "oracle", validation, test, HaarCodec().decode,
+                         tmp_path / "again", params)
+    assert hashlib.sha256(again.predictions.read_bytes()).hexdigest() == digest  # deterministic
