@@ -21,6 +21,7 @@ from sklearn.metrics import roc_auc_score
 from pipelines.diffusion_classifier_report import (
     DiffusionClassifierReportParams,
     build_report,
+    load_split,
     run_diffusion_classifier_report,
 )
 from pipelines.diffusion_classifier_report.stage import LatentSplit
@@ -105,14 +106,15 @@ def dit_report(tmp_path_factory, one_thread):
     params = DiffusionClassifierReportParams(
         classifier=DiffusionClassifierParams(n_trials=8, chunk_size=8, images_per_forward=16,
                                              counterfactual_steps=3),
-        max_trials_for_figures=8, gallery_per_class=2, max_test_images=16, bootstrap_samples=20, device="cpu")
+        max_trials_for_figures=8, gallery_per_class=2, max_test_images=16, min_trials=2, bootstrap_samples=20,
+        device="cpu")
     outputs = run_diffusion_classifier_report(root / "run", root / "shards", root / "lesions.parquet", root / "vae",
                                               root / "out", params)
-    return outputs, lesions, params
+    return outputs, lesions, params, root
 
 
 def test_predictions_follow_the_fairness_schema_one_row_per_test_latent(dit_report) -> None:
-    outputs, lesions, _ = dit_report
+    outputs, lesions, _, _ = dit_report
     predictions = read_predictions(outputs.predictions)  # validates
     validation = read_predictions(outputs.validation_predictions)
     test_ids = list(lesions.loc[lesions["split"] == "test", "isic_id"])[:16]  # max_test_images, in shard order
@@ -129,7 +131,7 @@ def test_predictions_follow_the_fairness_schema_one_row_per_test_latent(dit_repo
 
 
 def test_scores_are_the_vote_shares_of_malignant(dit_report) -> None:
-    outputs, _, params = dit_report
+    outputs, _, params, _ = dit_report
     predictions = read_predictions(outputs.predictions)
     votes = pd.read_parquet(outputs.votes)
     test_votes = votes[votes["test_set"] == "isic_test"].set_index("image_id").loc[predictions["image_id"]]
@@ -146,7 +148,7 @@ def test_scores_are_the_vote_shares_of_malignant(dit_report) -> None:
 
 
 def test_metrics_match_predictions_at_the_validation_threshold(dit_report) -> None:
-    outputs, _, _ = dit_report
+    outputs, _, _, _ = dit_report
     metrics = json.loads(outputs.metrics.read_text())
     predictions = read_predictions(outputs.predictions)
     validation = read_predictions(outputs.validation_predictions)
@@ -164,12 +166,23 @@ def test_metrics_match_predictions_at_the_validation_threshold(dit_report) -> No
     assert metrics["images_per_s"] > 0 and metrics["n"] == 16
     tuning = json.loads(outputs.tuning.read_text())
     assert metrics["t_range"] == tuning["chosen"]["t_range"] and metrics["n_trials"] == tuning["chosen"]["n_trials"]
-    assert metrics["n_trials"] in [1, 2, 4, 8]  # a prefix length of the ablation
+    assert metrics["n_trials"] in [2, 4, 8]  # a prefix length of the ablation, at least min_trials
     assert outputs.summary["accuracy"] == metrics["accuracy"]
+    assert json.loads(json.dumps(outputs.summary))["test_images"] == 16  # JSON-able for the UI metadata
+
+
+def test_keys_missing_from_the_lesions_table_and_bad_params_are_named(dit_report) -> None:
+    _, lesions, _, root = dit_report
+    with pytest.raises(ValueError, match=r"1 latent key\(s\) not in the lesions table, e.g. \['ISIC_test00003'\]"):
+        load_split(root / "shards", "test", lesions[lesions["isic_id"] != "ISIC_test00003"], ["skin_tone"])
+    with pytest.raises(ValueError, match="condition 'label' with the malignant class 1"):
+        DiffusionClassifierReportParams(classifier=DiffusionClassifierParams(classes=(0, 2)))
+    with pytest.raises(ValueError, match="min_trials 8 exceeds the trial budget classifier.n_trials 4"):
+        DiffusionClassifierReportParams(classifier=DiffusionClassifierParams(n_trials=4))
 
 
 def test_figures_are_pngs_and_the_gallery_has_a_row_per_case(dit_report) -> None:
-    outputs, lesions, _ = dit_report
+    outputs, lesions, _, _ = dit_report
     names = {"accuracy_vs_trials.png", "retention.png", "confidence.png", "counterfactuals.png"}
     assert {p.name for p in outputs.plots.glob("*.png")} == names
     for name in names:
@@ -226,7 +239,7 @@ def test_tuning_finds_the_informative_t_range_and_the_vote_scores_as_expected(tm
     params = DiffusionClassifierReportParams(
         classifier=DiffusionClassifierParams(n_trials=16, chunk_size=8, images_per_forward=16,
                                              counterfactual_steps=3),
-        max_trials_for_figures=8, gallery_per_class=1, bootstrap_samples=0)
+        max_trials_for_figures=8, gallery_per_class=1, bootstrap_samples=0, min_trials=1)
     outputs = build_report(GatedOracle(means, gate=600), "oracle", validation, test, HaarCodec().decode,
                            tmp_path / "out", params)
     metrics = json.loads(outputs.metrics.read_text())
@@ -254,5 +267,27 @@ def test_tuning_finds_the_informative_t_range_and_the_vote_scores_as_expected(tm
     assert list(gallery["image_id"]) == [test.keys[0], test.keys[1]] and len(gallery) == 2
     digest = hashlib.sha256(outputs.predictions.read_bytes()).hexdigest()
     again = build_report(GatedOracle(means, gate=600), "oracle", validation, test, HaarCodec().decode,
-                         tmp_path / "again", params)
+                         tmp_path / "again", params.model_copy(update={"gallery_per_class": 0}))
     assert hashlib.sha256(again.predictions.read_bytes()).hexdigest() == digest  # deterministic
+    assert not (again.plots / "counterfactuals.png").exists() and pd.read_parquet(again.gallery).empty
+
+
+def test_without_tuning_the_configured_vote_is_used(tmp_path) -> None:
+    """t only above the gate: every trial ties, every vote goes to benign, every score is 0."""
+    means = torch.stack([torch.full(SHAPE, -0.5), torch.full(SHAPE, 0.5)])
+    lesions = lesion_table({"val": 6, "test": 9})
+    params = DiffusionClassifierReportParams(
+        classifier=DiffusionClassifierParams(n_trials=4, t_range=(0.6, 1.0), chunk_size=4, counterfactual_steps=2),
+        tune=False, max_trials_for_figures=4, gallery_per_class=0, bootstrap_samples=0)
+    outputs = build_report(GatedOracle(means, gate=600), "oracle", oracle_split(lesions, "val", means, set()),
+                           oracle_split(lesions, "test", means, set()), HaarCodec().decode, tmp_path, params)
+    metrics = json.loads(outputs.metrics.read_text())
+    assert metrics["tuned"] is False and metrics["t_range"] == [0.6, 1.0] and metrics["n_trials"] == 4
+    assert metrics["tuning_network_evals"] == 0
+    assert (read_predictions(outputs.predictions)["score"] == 0).all()
+    assert metrics["vote_accuracy"] == pytest.approx(6 / 9)  # the benign ones (label 1 at positions 0, 3, 6)
+    # 4 trials, exact stop: after 3 benign votes the fourth cannot change the majority (chunk of 4: all computed)
+    assert metrics["mean_network_evals"] == 8.0
+    # all validation scores 0: the only Youden candidate is 0, so every test lesion is called malignant
+    assert metrics["threshold"] == 0.0 and metrics["auc"] == 0.5
+    assert metrics["accuracy"] == pytest.approx(3 / 9) and metrics["sensitivity"] == 1.0

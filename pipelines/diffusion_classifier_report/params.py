@@ -37,6 +37,9 @@ class DiffusionClassifierReportParams(BaseModel):
     t_bins: int = Field(10, ge=2)  # equal bins of t for the per-t trial accuracy
     t_tolerance: float = Field(0.05, ge=0.0, le=1.0)  # bins within this of the best trial accuracy are kept
     trials_tolerance: float = Field(0.005, ge=0.0, le=1.0)  # N within this accuracy of the largest N suffices
+    # Floor of the tuned N: the score is a vote share, so a few trials give it resolution for the AUC and the
+    # threshold (with exact early stop a unanimous image still stops after a majority of them). 1 = no floor.
+    min_trials: int = Field(8, ge=1)
     # One full vote (early stop off) on the test split for the figures (paper Figs. 2, 3, 9); the paper's
     # N = 501 (Table 1 caption) in the real profile.
     max_trials_for_figures: int = Field(64, ge=1)
@@ -57,4 +60,7 @@ class DiffusionClassifierReportParams(BaseModel):
             raise ValueError(f"diffusion_classifier_report.classifier: condition {self.classifier.condition!r}, "
                              f"classes {self.classifier.classes}; expected condition 'label' with the malignant "
                              f"class {MALIGNANT} among the classes (the score is its vote share)")
+        if self.tune and self.min_trials > self.classifier.n_trials:
+            raise ValueError(f"diffusion_classifier_report.min_trials {self.min_trials} exceeds the trial budget "
+                             f"classifier.n_trials {self.classifier.n_trials}")
         return self

@@ -177,8 +177,8 @@ def build_report(model: Denoiser, model_version: str, validation: LatentSplit, t
                "test_images": len(predictions), "validation_images": len(validation_predictions),
                "gallery_rows": len(gallery), "model_version": model_version,
                "plots": sorted(p.name for p in paths["plots"].glob("*.png")), **curves}
-    log.info("diffusion classifier report: accuracy %.3f, AUC %s on %d test latents, %.1f network evaluations "
-             "per image, %.2f images/s", metrics["accuracy"] or float("nan"), metrics["auc"], len(predictions),
+    log.info("diffusion classifier report: accuracy %s, AUC %s on %d test latents, %.1f network evaluations "
+             "per image, %.2f images/s", metrics["accuracy"], metrics["auc"], len(predictions),
              metrics["mean_network_evals"], metrics["images_per_s"])
     return DiffusionClassifierReportOutputs(summary=summary, **paths)
 
@@ -197,7 +197,7 @@ def figures(full: DiffusionClassification, labels: torch.Tensor, vote: Diffusion
     for rows, name in ((ablation, "accuracy_vs_trials"), (retention, "retention")):
         with atomic_path(paths[name]) as temp:
             pd.DataFrame(rows).to_csv(temp, index=False)
-    return {"full_vote_accuracy_by_n": {int(r["n_trials"]): r["majority_accuracy"] for r in ablation}}
+    return {"full_vote_accuracy_by_n": {str(r["n_trials"]): r["majority_accuracy"] for r in ablation}}
 
 
 def _finite(value: object) -> object:

@@ -2,8 +2,9 @@
 
 Two full votes (early stop off) on the validation latents, as training/diffusion_classifier/evaluation.py
 describes: one over classifier.t_range gives the trial accuracy per t bin -> the informative t range;
-one over that range gives accuracy vs N (prefixes of the bit-reversed stratified trials) -> the smallest N
-within `trials_tolerance` of the full budget. Without tuning the classifier's own t_range and n_trials stand.
+one over that range gives accuracy vs N (prefixes of the bit-reversed stratified trials) -> the smallest
+N within `trials_tolerance` of the full budget, but at least `min_trials`. Without tuning the classifier's
+own t_range and n_trials stand.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def tune_vote(model: Denoiser, latents: torch.Tensor, labels: torch.Tensor, cond
     focused = classify_latents(model, latents, full_vote(base, t_range=t_range), schedule, conditions=conditions,
                                image_ids=ids, device=device)
     ablation = accuracy_vs_trials(focused.errors, labels, base.classes, trial_counts(base.n_trials))
-    n_trials = sufficient_trials(ablation, params.trials_tolerance, mode=base.mode)
+    n_trials = max(params.min_trials, sufficient_trials(ablation, params.trials_tolerance, mode=base.mode))
     tuned = with_vote(base, t_range=t_range, n_trials=n_trials)
     evals = int(spread.network_evals.sum() + focused.network_evals.sum())
     log.info("tuned on %d validation latents: t_range %s, n_trials %d (%d network evaluations)", count, t_range,
