@@ -55,8 +55,15 @@ joint_classifier_predictions = stage_asset(
     "joint_classifier_predictions", group="evaluation",
     deps=["latent_shards", "external_sets", "class_n_diff_model", "vae"], folders=["pipelines/joint_classifier"],
     description="The Class-N-Diff latent classifier's predictions on the ISIC test split and external sets.")
+diffusion_classifier_report = stage_asset(
+    "diffusion_classifier_report", group="evaluation", deps=["latent_shards", "class_n_diff_model", "vae"],
+    folders=["pipelines/diffusion_classifier_report", "training/diffusion_classifier"], pool="gpu",
+    description="The conditional DiT as a classifier (majority vote over denoising errors, second paper): "
+                "predictions, uncertainty curves, counterfactual explanations.",
+    figures=lambda o: sorted(o.plots.glob("*.png")))
 fairness_report = stage_asset(
-    "fairness_report", group="evaluation", deps=["downstream_classifiers", "joint_classifier_predictions"],
+    "fairness_report", group="evaluation",
+    deps=["downstream_classifiers", "joint_classifier_predictions", "diffusion_classifier_report"],
     folders=["pipelines/fairness"],
     description="Per skin-tone group (and sex, age, site, source) metrics with bootstrap CIs and gaps, "
                 "classifiers side by side on every test set (Table III layout).")
@@ -77,5 +84,5 @@ def fairness_within_threshold(pipeline: PipelineResource) -> AssetCheckResult:
 
 
 ASSETS = [vae, latent_shards, class_n_diff_model, dit_baseline, generation_plan, synthetic_shards, generation_report,
-          downstream_classifiers, joint_classifier_predictions, fairness_report]
+          downstream_classifiers, joint_classifier_predictions, diffusion_classifier_report, fairness_report]
 CHECKS = [latent_shards_valid, fairness_within_threshold]

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines.class_n_diff.params import ClassNDiffParams
 from pipelines.demo_data.params import DemoDataParams
+from pipelines.diffusion_classifier_report.params import DiffusionClassifierReportParams
 from pipelines.fairness.params import FairnessParams
 from pipelines.generation_plan.params import GenerationPlanParams
 from pipelines.generation_report.params import GenerationReportParams
@@ -96,6 +97,7 @@ class Params(Strict):
     generation_report: GenerationReportParams = GenerationReportParams()
     downstream_classifiers: DownstreamParams = DownstreamParams()
     fairness_report: FairnessParams = FairnessParams()
+    diffusion_classifier_report: DiffusionClassifierReportParams = DiffusionClassifierReportParams()
 
     @model_validator(mode="after")
     def _known_names(self) -> Params:

@@ -157,7 +157,16 @@ def run_joint_classifier_predictions(params: Params) -> Any:
                params.path("joint_classifier"))
 
 
-PREDICTIONS = ("downstream_classifiers", "joint_classifier")  # folders holding predictions to score
+def run_diffusion_classifier_report(params: Params) -> Any:
+    from pipelines.diffusion_classifier_report.stage import run_diffusion_classifier_report as run
+
+    config = params.diffusion_classifier_report
+    return run(params.path(params.class_n_diff.out), _shards(params), _lesions(params), params.path(params.vae.out),
+               params.path(config.out), config)
+
+
+# folders holding predictions to score, side by side (pipelines/fairness/predictions.py schema)
+PREDICTIONS = ("downstream_classifiers", "joint_classifier", "diffusion_classifier_report")
 
 
 def run_fairness_report(params: Params) -> Any:
@@ -193,5 +202,6 @@ STAGES: dict[str, Stage] = {
     "generation_report": Stage(run_generation_report),
     "downstream_classifiers": Stage(run_downstream_classifiers),
     "joint_classifier_predictions": Stage(run_joint_classifier_predictions),
+    "diffusion_classifier_report": Stage(run_diffusion_classifier_report),
     "fairness_report": Stage(run_fairness_report),
 }

@@ -24,7 +24,8 @@ def test_asset_graph_snapshot():
         "generation_report": ["class_n_diff_model", "lesions", "synthetic_shards"],
         "downstream_classifiers": ["external_sets", "lesions", "synthetic_shards"],
         "joint_classifier_predictions": ["class_n_diff_model", "external_sets", "latent_shards", "vae"],
-        "fairness_report": ["downstream_classifiers", "joint_classifier_predictions"],
+        "diffusion_classifier_report": ["class_n_diff_model", "latent_shards", "vae"],
+        "fairness_report": ["diffusion_classifier_report", "downstream_classifiers", "joint_classifier_predictions"],
     }
     groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert set(groups.values()) == {"ingestion", "latents", "class_n_diff", "generation", "evaluation"}
@@ -53,6 +54,7 @@ def test_nightly_schedule_runs_the_whole_graph_by_default():
 def test_pools_serialise_the_workspace_and_the_gpu():
     pools = {key.to_user_string(): defs.resolve_assets_def(key).node_def.pool
              for key in defs.resolve_asset_graph().get_all_asset_keys()}
-    gpu = {"class_n_diff_model", "dit_baseline", "synthetic_shards", "downstream_classifiers"}
+    gpu = {"class_n_diff_model", "dit_baseline", "synthetic_shards", "downstream_classifiers",
+           "diffusion_classifier_report"}
     assert {k for k, p in pools.items() if p == "gpu"} == gpu
     assert {p for k, p in pools.items() if k not in gpu} == {"dvc_workspace"}
