@@ -16,7 +16,13 @@ from tests.ui_server import DagsterDev, chromium
 pytestmark = pytest.mark.slow
 
 ARTIFACTS = REPO / "test-artifacts"
-ASSETS = {"demo_data", "lesions", "rejects", "skin_tone", "external_sets"}
+INGESTION = {"demo_data", "lesions", "rejects", "skin_tone", "external_sets"}
+
+
+def all_assets() -> set[str]:
+    from assets.definitions import defs
+
+    return {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +40,9 @@ def server(tmp_path_factory):
 def test_graphql_lists_assets_checks_and_the_schedule(server: DagsterDev):
     data = server.graphql("{ assetNodes { assetKey { path } groupName description } }")
     nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
-    assert set(nodes) == ASSETS
-    assert {n["groupName"] for n in nodes.values()} == {"ingestion"} and all(n["description"] for n in nodes.values())
+    assert set(nodes) == all_assets()
+    assert {nodes[name]["groupName"] for name in INGESTION} == {"ingestion"}
+    assert all(n["description"] for n in nodes.values())
     repo = server.graphql("{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } "
                           "schedules { name cronSchedule scheduleState { status } } } } } }")
     (repository,) = repo["repositoriesOrError"]["nodes"]
@@ -73,8 +80,12 @@ def test_materialization_launched_through_graphql_succeeds(server: DagsterDev):
 @pytest.mark.skipif(shutil.which("chromium") is None and os.environ.get("CI") != "true",
                     reason="Debian's chromium is installed by `make test` where the user may (root + apt-get)")
 def test_asset_graph_page_renders_in_chromium(server: DagsterDev, tmp_path: Path):
-    dom, screenshot = chromium(f"{server.url}/asset-groups/ingestion", tmp_path)
+    _, location = server.repository
+    groups = {"ingestion", "latents", "class_n_diff", "generation", "evaluation"}
+    lineage, _ = chromium(f"{server.url}/asset-groups", tmp_path / "lineage")
+    assert not [g for g in groups if g not in lineage], "the lineage page lacks asset groups"
+    dom, screenshot = chromium(f"{server.url}/locations/{location}/asset-groups/ingestion", tmp_path / "ingestion")
     shutil.copy(screenshot, ARTIFACTS / screenshot.name)
-    missing = [name for name in ASSETS if name not in dom]
-    assert not missing, f"asset graph page lacks {missing}; screenshot in {ARTIFACTS}"
+    missing = [name for name in INGESTION if name not in dom]
+    assert not missing, f"the ingestion graph page lacks {missing}; screenshot in {ARTIFACTS}"
     assert screenshot.stat().st_size > 10_000

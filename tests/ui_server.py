@@ -74,6 +74,7 @@ def chromium(url: str, out_dir: Path) -> tuple[str, Path]:
              "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
              f"--user-data-dir={out_dir / 'chromium-profile'}", "--window-size=1400,900",
              "--virtual-time-budget=20000"]
+    out_dir.mkdir(parents=True, exist_ok=True)
     screenshot = out_dir / "asset-graph.png"
     subprocess.run(["chromium", *flags, f"--screenshot={screenshot}", url], capture_output=True, timeout=120,
                    check=False)
