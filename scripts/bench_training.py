@@ -106,7 +106,7 @@ def measure(spec: dict) -> dict:
         sync()
         times.append(time.perf_counter() - started)
     flops = None
-    if not spec["compile"]:
+    if not spec["compile"] and device.type == "cuda":  # FLOPs only for the GPU's MFU
         from torch.utils.flop_counter import FlopCounterMode
 
         with FlopCounterMode(display=False) as counter:
@@ -122,6 +122,18 @@ def measure(spec: dict) -> dict:
     else:
         out["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return out
+
+
+def pool(measured: list[dict]) -> dict:
+    """One row from the rounds of a variant: the median over all their timed steps."""
+    ok = [m for m in measured if "error" not in m]
+    if not ok:
+        return measured[0]
+    times = [t for m in ok for t in m["step_times"]]
+    median = statistics.median(times)
+    return ok[0] | {"median_step_s": median, "samples_per_s": ok[0]["samples_per_s"] * ok[0]["median_step_s"] / median,
+                    "step_times": times, "rounds": len(ok),
+                    "peak_memory_mb": max(m["peak_memory_mb"] for m in ok)}
 
 
 def run_isolated(spec: dict, timeout: float) -> dict:
@@ -178,8 +190,9 @@ def markdown(results: list[dict], args: argparse.Namespace, started: str, load: 
              f"load average {load[0]:.1f} before, {load[1]:.1f} after (a shared machine: other jobs ran).", "",
              f"Batch {args.batch} of 4×32×32 latents; one step = DiT forward + DiT/IDDPM loss (+ classifier on x̂0 "
              f"with γ = 1 and a classifier step every step) + backward + AdamW + EMA; median of {args.steps} steps "
-             f"after {args.warmup} warm-up steps, each variant in its own process. Peak memory: max RSS of that "
-             f"process on CPU, max allocated on CUDA. Baseline: eager fp32, PyTorch's default AdamW. Anchor on this "
+             f"after {args.warmup} warm-up steps × {args.rounds} interleaved rounds, each run in its own process. "
+             f"Peak memory: max RSS of that process on CPU, max allocated on CUDA. "
+             f"Baseline: eager fp32, PyTorch's default AdamW. Anchor on this "
              f"machine kind (issue 4): the facebookresearch/DiT reference step, fp32 eager, DiT-S/4 ≈ 9.3 and "
              f"DiT-B/4 ≈ 3.1 samples/s.", "",
              "| configuration | variant | samples/s | × eager fp32 | step (s) | first step (s) | peak memory (MiB) |"
@@ -229,7 +242,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--slow-steps", type=int, default=2,
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="repeat the fast variants, interleaved, so drifting load on a shared machine hits "
+                             "every variant alike; a row pools the step times of all rounds")
+    parser.add_argument("--slow-steps", type=int, default=1,
                         help="timed steps (after 1 warm-up) for bf16 variants on a CPU without AMX/AVX512-BF16, "
                              "where bf16 matmuls are emulated and a step takes minutes")
     parser.add_argument("--threads", type=int, default=1,
@@ -259,14 +275,19 @@ def main() -> None:
     for name in args.configs:
         config = configs[name]
         label = name if name != "Class-N-Diff" else f"Class-N-Diff ({config['dit']} cross_attn + ResNet-101)"
-        for variant in args.variants:
-            spec = {**config, **VARIANTS[variant], "device": args.device, "batch": args.batch, "steps": args.steps,
-                    "warmup": args.warmup, "threads": args.threads}
-            if spec["bf16"] and args.device == "cpu" and not cpu_has_bf16():
-                spec |= {"steps": args.slow_steps, "warmup": 1}
-            result = run_isolated(spec, args.timeout) | {"config": label, "variant": variant}
-            log.info("%s | %s: %s", label, variant, {k: v for k, v in result.items() if k != "step_times"})
-            results.append(result)
+        rounds: dict[str, list[dict]] = {v: [] for v in args.variants}
+        for round_index in range(args.rounds):
+            for variant in args.variants:
+                spec = {**config, **VARIANTS[variant], "device": args.device, "batch": args.batch,
+                        "steps": args.steps, "warmup": args.warmup, "threads": args.threads}
+                if spec["bf16"] and args.device == "cpu" and not cpu_has_bf16():
+                    if round_index:
+                        continue  # minutes per step: one round
+                    spec |= {"steps": args.slow_steps, "warmup": 1}
+                result = run_isolated(spec, args.timeout)
+                log.info("%s | %s | round %d: %s", label, variant, round_index, {k: v for k, v in result.items()})
+                rounds[variant].append(result)
+        results += [pool(measured) | {"config": label, "variant": v} for v, measured in rounds.items()]
     section = markdown(results, args, started, (load_before, os.getloadavg()[0]))
     print(section)
     if args.json:
