@@ -12,17 +12,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from training.downstream.model import model_weights
+from training.rng_state import rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -34,23 +33,6 @@ class Checkpoint:
     history: list[dict]
     finished: bool
     best_weights: dict[str, torch.Tensor] | None
-
-
-def rng_state() -> dict:
-    np_state = np.random.get_state()
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "python": random.getstate(),
-            "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:])}
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    random.setstate(state["python"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
