@@ -3,6 +3,11 @@
     fairskin lesions                 run a stage with params.yaml, then its validation (exit 1 if it fails)
     fairskin lesions --dry-run       print the resolved parameters and exit
     fairskin summary                 what the pipeline has produced so far, and where
+    fairskin restore promoted        put a run record's artifacts back in the workspace (`dvc checkout` of
+                                     its dvc.lock); also `latest`, a record name or a Dagster run id
+
+Under `torchrun --nproc_per_node=N -m pipelines.cli <stage>` (or `accelerate launch -m pipelines.cli`)
+the training stages run data-parallel; only rank 0 logs at INFO, writes reports and validates.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,15 +28,20 @@ from pipelines.summary import print_summary
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fairskin", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=[*STAGES, "summary"])
+    parser.add_argument("stage", choices=[*STAGES, "summary", "restore"])
+    parser.add_argument("record", nargs="?", default="promoted", help="restore: which run record")
     parser.add_argument("--params", default="params.yaml", type=Path)
     parser.add_argument("--dry-run", action="store_true", help="print the resolved parameters and exit")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    rank = int(os.environ.get("RANK", "0"))  # set by torchrun / accelerate launch
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     params = load_params(args.params)
     if args.stage == "summary":
         print_summary(params)
         return 0
+    if args.stage == "restore":
+        return restore(params, args.record)
     if args.dry_run:
         print(json.dumps(params.model_dump(mode="json"), indent=2))
         return 0
@@ -38,13 +49,25 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     stage.run(params)
     logging.info("stage %s done in %.1f s", args.stage, time.perf_counter() - started)
-    if stage.check is not None:
+    if stage.check is not None and rank == 0:
         report = stage.check(params)
         print(report.summary())
         if not report.success:
             print(f"stage {args.stage}: validation failed (see above); outputs are not committed by DVC",
                   file=sys.stderr)
             return 1
+    return 0
+
+
+def restore(params, record: str) -> int:  # noqa: ANN001  (Params)
+    from pipelines.run_records import find_record, restore_run_record
+
+    restored = restore_run_record(Path.cwd(), find_record(params.path(params.run_records.out), record))
+    if restored.status:
+        print(f"restored {restored.record.name}, but `dvc status` is not clean (code changed since the record? "
+              f"check out its git_commit first): {json.dumps(restored.status)}", file=sys.stderr)
+        return 1
+    print(f"restored {restored.record.name}: the workspace holds its artifacts (`dvc status` clean)")
     return 0
 
 

@@ -18,6 +18,7 @@ from pipelines.fairness.params import FairnessParams
 from pipelines.generation_plan.params import GenerationPlanParams
 from pipelines.generation_report.params import GenerationReportParams
 from pipelines.latent_shards.params import LatentShardsParams
+from pipelines.run_records.params import RunRecordsParams
 from pipelines.synthetic_shards.params import SyntheticShardsParams
 from pipelines.vae.params import VaeParams
 from training.downstream.params import DownstreamParams
@@ -98,6 +99,7 @@ class Params(Strict):
     downstream_classifiers: DownstreamParams = DownstreamParams()
     fairness_report: FairnessParams = FairnessParams()
     diffusion_classifier_report: DiffusionClassifierReportParams = DiffusionClassifierReportParams()
+    run_records: RunRecordsParams = RunRecordsParams()
 
     @model_validator(mode="after")
     def _known_names(self) -> Params:

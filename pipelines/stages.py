@@ -95,7 +95,8 @@ def _train(params: Params, baseline: bool) -> Any:
     config = params.class_n_diff
     run = run_dit_baseline if baseline else run_class_n_diff
     return run(_shards(params), params.path(config.baseline_out if baseline else config.out),
-               config.train, codec_spec=params.path(params.vae.out) / "codec.json",
+               params.path(config.baseline_report_out if baseline else config.report_out), config.train,
+               codec_spec=params.path(params.vae.out) / "codec.json",
                train_split=config.train_split, val_split=config.val_split)
 
 

@@ -26,9 +26,11 @@ def test_asset_graph_snapshot():
         "joint_classifier_predictions": ["class_n_diff_model", "external_sets", "latent_shards", "vae"],
         "diffusion_classifier_report": ["class_n_diff_model", "latent_shards", "vae"],
         "fairness_report": ["diffusion_classifier_report", "downstream_classifiers", "joint_classifier_predictions"],
+        "run_record": ["dit_baseline", "fairness_report", "generation_report", "rejects", "skin_tone"],
     }
     groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
-    assert set(groups.values()) == {"ingestion", "latents", "class_n_diff", "generation", "evaluation"}
+    assert set(groups.values()) == {"ingestion", "latents", "class_n_diff", "generation", "evaluation",
+                                   "operations"}
     assert all(graph.get(k).code_version for k in graph.get_all_asset_keys())
 
 
@@ -58,3 +60,16 @@ def test_pools_serialise_the_workspace_and_the_gpu():
            "diffusion_classifier_report"}
     assert {k for k, p in pools.items() if p == "gpu"} == gpu
     assert {p for k, p in pools.items() if k not in gpu} == {"dvc_workspace"}
+
+
+def test_readme_picture_is_this_graph():
+    """The README's Mermaid asset graph is drawn from these Definitions (scripts/asset_graph_picture.py)."""
+    import re
+    from pathlib import Path
+
+    from assets.graph_picture import asset_graph_mermaid
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```mermaid\n(.*?)```", readme, flags=re.S)
+    assert blocks == [asset_graph_mermaid(defs)], "README's asset graph is stale: run scripts/asset_graph_picture.py"
+    assert "  lesions --> skin_tone\n" in blocks[0] and "  fairness_report --> run_record\n" in blocks[0]

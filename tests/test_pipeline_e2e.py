@@ -112,6 +112,18 @@ def test_fairness_report_scores_every_classifier(project: Path):
     assert (project / "data/fairness_report/report.html").is_file()
 
 
+def test_the_run_left_a_promoted_run_record(project: Path):
+    (record,) = [p for p in (project / "data/runs").iterdir() if p.is_dir()]
+    summary = json.loads((record / "record.json").read_text())
+    assert summary["succeeded"] and summary["failed_checks"] == [] and summary["workspace_clean"]
+    assert json.loads((project / "data/runs/promoted.json").read_text())["record"] == record.name
+    assert (record / "dvc.lock").read_bytes() == (project / "dvc.lock").read_bytes()
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    trained = {o["path"]: o["md5"] for o in lock["class_n_diff_model"]["outs"]}
+    assert summary["model_outs"]["class_n_diff_model"] == trained and "data/class_n_diff" in trained
+    assert summary["pushed"] is False  # no DVC remote in the copy
+
+
 def test_external_ddi_set_is_balanced(project: Path):
     table = pd.read_parquet(project / "data/external_sets/external_sets.parquet")
     counts = table["skin_tone_group"].value_counts()

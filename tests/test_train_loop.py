@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from training.class_n_diff.data_order import DataOrder
 from training.class_n_diff.params import TrainParams
+from training.class_n_diff.samples_seen import read_samples_seen, samples_seen_path
 from training.dit import load_dit
 from training.latent_classifier import load_latent_classifier
 from training.latent_set import LatentSet
@@ -48,12 +49,15 @@ def test_resume_repeats_the_uninterrupted_run(tmp_path: Path) -> None:
     # setting3 with γ rising every 2 steps and a classifier step every 3: k = 7 stops between two classifier
     # steps, so the pending classifier gradient must travel through the checkpoint too
     params = TrainParams(steps=14, gamma_period=2, gamma_step=0.25, gamma_max=1.0, log_every=1, checkpoint_every=7,
-                         validate_every=7, **TINY)
+                         validate_every=7, record_samples=True, **TINY)
     data, val = toy_latents(24, 0), toy_latents(8, 1)
     whole = train(data, tmp_path / "whole", params, val_set=val)
     partial = train(data, tmp_path / "resumed", params, val_set=val, stop_at_step=7)
     assert not partial.summary["completed"] and partial.summary["steps"] == 7
     assert (tmp_path / "resumed/checkpoints/step_00000007/classifier_grad.safetensors").is_file()
+    # a run that died in step 8, after its step-7 checkpoint, had already logged step 8's samples
+    with samples_seen_path(partial.run_dir, 0).open("a") as handle:
+        handle.write("8\t0\tnot_a_key\n")
     resumed = train(data, tmp_path / "resumed", params, val_set=val)
     assert resumed.summary["completed"] and resumed.summary["steps"] == 14
     a, b = losses(whole.run_dir, range(1, 15)), losses(resumed.run_dir, range(1, 15))
@@ -65,9 +69,15 @@ def test_resume_repeats_the_uninterrupted_run(tmp_path: Path) -> None:
         left, right = load_file(str(whole.run_dir / name)), load_file(str(resumed.run_dir / name))
         for key in left:
             torch.testing.assert_close(left[key], right[key], rtol=1e-6, atol=1e-7, msg=f"{name}:{key}")
-    # resuming a finished run changes nothing; resuming with other params is refused
-    again = train(data, tmp_path / "resumed", params, val_set=val)
+    # the samples seen: each step's global batch of the data order once, also across the interruption
+    order = DataOrder(24, 8, seed=0)
+    expected = {(step, 0): [data.keys[i] for i in order.global_batch(step - 1).tolist()] for step in range(1, 15)}
+    assert read_samples_seen(whole.run_dir) == read_samples_seen(resumed.run_dir) == {0: expected}
+    assert whole.samples_seen == whole.run_dir / "samples_seen" and (whole.rank, whole.world_size) == (0, 1)
+    # resuming a finished run changes nothing (record_samples is operational: it may change); other params refuse
+    again = train(data, tmp_path / "resumed", params.model_copy(update={"record_samples": False}), val_set=val)
     assert again.summary["final"]["loss_diff"] == resumed.summary["final"]["loss_diff"]
+    assert again.samples_seen is None and read_samples_seen(resumed.run_dir) == {0: expected}
     with pytest.raises(ValueError, match=r"\['lr'\]"):
         train(data, tmp_path / "resumed", params.model_copy(update={"lr": 3e-4}))
 
@@ -107,6 +117,7 @@ def test_run_folder_describes_itself(tmp_path: Path) -> None:
     baseline = train(toy_latents(16, 4), tmp_path / "baseline", params.model_copy(update={"preset": "setting1"}))
     assert baseline.classifier is None and not (baseline.run_dir / "classifier.safetensors").exists()
     assert baseline.summary["final"]["loss_cls"] is None
+    assert not (result.run_dir / "samples_seen").exists()  # record_samples is off by default
 
 
 def test_nan_loss_names_the_step_and_the_last_good_checkpoint(tmp_path: Path) -> None:
@@ -126,50 +137,134 @@ def test_stage_functions_write_loss_curves_and_flat_metrics(tmp_path: Path) -> N
 
     params = TrainParams(steps=6, log_every=2, checkpoint_every=6, validate_every=3, preset="setting4", **TINY)
     data, val = toy_latents(16, 7), toy_latents(8, 8)
-    joint = run_class_n_diff(data, tmp_path / "class_n_diff", params, val_latents=val)
-    baseline = run_dit_baseline(data, tmp_path / "dit_baseline", params, val_latents=val)
+    joint = run_class_n_diff(data, tmp_path / "class_n_diff", tmp_path / "class_n_diff_report", params,
+                             val_latents=val)
+    baseline = run_dit_baseline(data, tmp_path / "dit_baseline", tmp_path / "dit_baseline_report", params,
+                                val_latents=val)
+    # the DVC metrics/plots live beside the run folder (DVC forbids them inside an out), the models inside it
+    assert sorted(p.name for p in joint.report_dir.iterdir()) == [
+        "final_metrics.json", "loss_curve.csv", "loss_curve.png", "sample_grid.png"]
+    assert joint.report_dir == tmp_path / "class_n_diff_report" and joint.loss_csv.parent == joint.report_dir
+    assert not any((joint.run_dir / name).exists() for name in ("loss_curve.png", "loss_curve.csv",
+                                                               "final_metrics.json"))
     assert joint.loss_curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert baseline.loss_curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert joint.sample_grid.read_bytes() == (joint.run_dir / "samples/step_00000006.png").read_bytes()
     rows = joint.loss_csv.read_text().splitlines()
     assert rows[0] == "step,loss_total,loss_diff,mse,vb,loss_cls,gamma" and len(rows) == 1 + 3
+    assert [int(r.split(",")[0]) for r in rows[1:]] == [2, 4, 6]
     flat = json.loads(joint.final_metrics.read_text())
     assert flat["steps"] == 6 and flat["val_auc"] is not None and flat["loss_cls"] > 0
+    last = losses(joint.run_dir, range(6, 7))[0]
+    assert flat["loss_diff"] == last["loss_diff"] and flat["loss_cls"] == last["loss_cls"]
     assert json.loads(baseline.final_metrics.read_text())["val_auc"] is None
     assert json.loads(baseline.config.read_text())["joint"]["use_classifier"] is False
     assert baseline.classifier is None and joint.classifier.is_file()
     assert joint.summary["preset"] == "setting4" and baseline.summary["preset"] == "setting1"
+    stored = json.loads((joint.run_dir / "summary.json").read_text())
+    assert stored["report_dir"] == str(joint.report_dir) and stored["world_size"] == 1 and joint.rank == 0
+    with pytest.raises(ValueError, match="lies in the run folder"):
+        run_class_n_diff(data, tmp_path / "class_n_diff", tmp_path / "class_n_diff/report", params)
 
 
-DDP_SCRIPT = """
-import sys
-sys.path.insert(0, {root!r})
-from tests.test_train_loop import DDP_PARAMS, toy_latents
-from training.train import train
-train(toy_latents(32, 9), {out!r}, DDP_PARAMS, val_set=toy_latents(8, 10))
-"""
-DDP_PARAMS = TrainParams(steps=6, log_every=1, checkpoint_every=3, validate_every=6, preset="setting4", **TINY)
+# ---------------------------------------------------------------- the stage command under torchrun
+
+def write_toy_shards(folder: Path, splits: dict[str, LatentSet], per_shard: int) -> None:
+    """`splits` as latent shards + manifest.json in `folder`, written by the project's shard writer."""
+    import numpy as np
+
+    from training.latent_shards.format import LatentSample
+    from training.latent_shards.manifest import FORMAT
+    from training.latent_shards.write import write_shard
+
+    rows, tones = [], ("A", "B", "C", "unknown")
+    for split, latents in splits.items():
+        samples = [LatentSample(key=key, mean=latents.mean[i].numpy().astype(np.float16),
+                                std=latents.std[i].numpy().astype(np.float16),
+                                meta={"label": int(latents.conditions["label"][i]), "split": split,
+                                      "skin_tone_group": tones[int(latents.conditions["skin_tone"][i])]})
+                   for i, key in enumerate(latents.keys)]
+        for index, start in enumerate(range(0, len(samples), per_shard)):
+            info = write_shard(folder / f"{split}-{index:06d}.tar", samples[start:start + per_shard])
+            rows.append({"split": split, "shard": info.path.name, "count": info.count, "sha256": info.sha256})
+    manifest = {"format": FORMAT, "splits": {s: len(v) for s, v in splits.items()}, "shards": rows}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+DDP_TRAIN = {"steps": 6, "batch_size": 8, "log_every": 1, "checkpoint_every": 3, "validate_every": 6,
+             "preset": "setting4", "record_samples": True, **TINY}
 
 
 @pytest.mark.slow
-def test_two_processes_under_torchrun_train_as_one_with_two_accumulation_steps(tmp_path: Path) -> None:
+def test_stage_command_under_torchrun_and_accelerate_trains_two_ranks_as_one_process_with_two_accumulation_steps(
+        tmp_path: Path) -> None:
     import os
     import subprocess
     import sys
 
-    root = str(Path(__file__).resolve().parents[1])
-    script = tmp_path / "ddp_run.py"
-    script.write_text(DDP_SCRIPT.format(root=root, out=str(tmp_path / "ddp")))
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                           "29533", str(script)], capture_output=True, text=True, timeout=600, cwd=root,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads((tmp_path / "ddp/config.json").read_text())["world_size"] == 2
-    single = train(toy_latents(32, 9), tmp_path / "single", DDP_PARAMS.model_copy(update={"grad_accum": 2}),
-                   val_set=toy_latents(8, 10))
-    a, b = losses(tmp_path / "ddp", range(1, 7)), losses(single.run_dir, range(1, 7))
+    import yaml
+
+    from pipelines.class_n_diff import run_class_n_diff
+    from training.latent_shards.read import read_latent_set
+    from training.vae import CodecSpec
+
+    root = Path(__file__).resolve().parents[1]
+    data = tmp_path / "data"
+    shards = data / "latent_shards" / "shards"
+    shards.mkdir(parents=True)
+    # 12x8x8 latents: what the weight-free Haar codec makes of 16x16 images, so the sample grid decodes for real
+    write_toy_shards(shards, {"train": toy_latents(32, 9, (12, 8, 8)), "val": toy_latents(8, 10, (12, 8, 8))}, 20)
+    (data / "vae").mkdir()
+    codec = CodecSpec(kind="haar_wavelet", resolution=16).write(data / "vae" / "codec.json")
+    raw = yaml.safe_load((root / "params.yaml").read_text())  # the project's params, data_root and training shrunk
+    raw["data_root"] = str(data)
+    raw["class_n_diff"]["train"] = DDP_TRAIN
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    raw["class_n_diff"] |= {"out": "accelerate_run", "report_out": "accelerate_report"}
+    (tmp_path / "accelerate.yaml").write_text(yaml.safe_dump(raw))
+
+    stage = ["-m", "pipelines.cli", "class_n_diff_model", "--params"]
+    launchers = {  # the commands docs/cluster.md gives, on 2 CPU processes (gloo)
+        "params.yaml": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
+        "accelerate.yaml": [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu",
+                            "--num_processes", "2", "--main_process_port", "0", "--num_machines", "1",
+                            "--mixed_precision", "no", "--dynamo_backend", "no"]}
+    for params_file, launcher in launchers.items():
+        done = subprocess.run([*launcher, *stage, str(tmp_path / params_file)], capture_output=True, text=True,
+                              timeout=600, cwd=root, env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
+        assert done.returncode == 0, f"{launcher[:3]}: {done.stderr[-3000:]}"
+    run, report = data / "class_n_diff", data / "class_n_diff_report"
+    assert json.loads((run / "config.json").read_text())["world_size"] == 2
+    assert sorted(p.name for p in report.iterdir()) == [
+        "final_metrics.json", "loss_curve.csv", "loss_curve.png", "sample_grid.png"]
+    assert json.loads((run / "summary.json").read_text())["world_size"] == 2
+
+    params = TrainParams(**DDP_TRAIN)
+    single = run_class_n_diff(shards, tmp_path / "single", tmp_path / "single_report",
+                              params.model_copy(update={"grad_accum": 2}), codec_spec=codec)
+    # the samples: per step, the ranks' micro-batches are disjoint and together the single process's global
+    # batch (rank r's = the single process's micro-batch r), which is the data order's batch of that step
+    seen, alone = read_samples_seen(run), read_samples_seen(single.run_dir)
+    keys, order = read_latent_set(sorted(shards.glob("train-*.tar"))).keys, DataOrder(32, 8, seed=0)
+    for step in range(1, 7):
+        ranks = [seen[r][(step, 0)] for r in (0, 1)]
+        assert len(ranks[0]) == len(ranks[1]) == 4 and not set(ranks[0]) & set(ranks[1])
+        assert ranks == [alone[0][(step, 0)], alone[0][(step, 1)]]
+        assert ranks[0] + ranks[1] == [keys[i] for i in order.global_batch(step - 1).tolist()]
+    assert sorted(seen) == [0, 1] and all(len(batches) == 6 for batches in seen.values())
+    # the numbers: DDP over 2 ranks == 2-step gradient accumulation in one process
+    a, b = losses(run, range(1, 7)), losses(single.run_dir, range(1, 7))
     assert len(a) == len(b) == 6  # one writer (rank 0), averaged over both ranks
     for x, y in zip(a, b, strict=True):
         assert x == pytest.approx(y, rel=1e-4, abs=1e-6)
-    left, right = load_file(str(tmp_path / "ddp/dit.safetensors")), load_file(str(single.run_dir / "dit.safetensors"))
+    left, right = load_file(str(run / "dit.safetensors")), load_file(str(single.run_dir / "dit.safetensors"))
     for key in left:
         torch.testing.assert_close(left[key], right[key], rtol=1e-4, atol=1e-6, msg=key)
+    assert len((report / "loss_curve.csv").read_text().splitlines()) == 1 + 6
+    assert json.loads((report / "final_metrics.json").read_text())["steps"] == 6
+    # `accelerate launch` runs the same command: the same samples per rank and bit-identical weights
+    launched = data / "accelerate_run"
+    assert json.loads((launched / "config.json").read_text())["world_size"] == 2
+    assert read_samples_seen(launched) == seen and (data / "accelerate_report" / "final_metrics.json").is_file()
+    other = load_file(str(launched / "dit.safetensors"))
+    assert all(torch.equal(left[key], other[key]) for key in left)

@@ -14,6 +14,10 @@ The run folder describes itself:
     dit.safetensors                                        the raw (non-EMA) final weights
     classifier.safetensors + classifier_config.json       the latent classifier (joint settings only)
     summary.json            steps, final losses, validation metrics, throughput
+    samples_seen/rank*.tsv  with `record_samples`: the latent keys each process trained on, per step
+
+Only the main process (rank 0) writes the shared files (each rank its own samples_seen file); every rank
+returns a RunResult with its `rank` (the sample grid only on rank 0), so callers write reports on rank 0 only.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ from training.class_n_diff.evaluation import validate_classifier, validation_dif
 from training.class_n_diff.params import OPERATIONAL_FIELDS, TrainParams
 from training.class_n_diff.presets import JointConfig, resolve_joint_config
 from training.class_n_diff.sample_grid import Decode, save_sample_grid
+from training.class_n_diff.samples_seen import FOLDER as SAMPLES_SEEN
+from training.class_n_diff.samples_seen import SamplesSeen
 from training.class_n_diff.step import StepNoise, joint_step
 from training.diffusion.schedule import DiffusionSchedule
 from training.dit import DiT, create_dit, save_dit
@@ -72,6 +78,9 @@ class RunResult:
     classifier_config: Path | None
     sample_grid: Path | None
     summary: dict
+    rank: int = 0  # this process (accelerate's process_index); only rank 0 wrote the files
+    world_size: int = 1
+    samples_seen: Path | None = None  # the samples_seen folder, when params.record_samples
 
 
 def make_accelerator(mixed_precision: str) -> Accelerator:
@@ -242,14 +251,16 @@ def _train(accelerator: Accelerator, train_set: LatentSet, out_dir: Path, params
         start = load_checkpoint(latest, state)
         log.info("resuming %s from %s (step %d)", out_dir, latest.name, start)
     elif accelerator.is_main_process:
-        for stale in ("checkpoints", "samples", "metrics.jsonl"):
+        for stale in ("checkpoints", "samples", "metrics.jsonl", SAMPLES_SEEN):
             target = out_dir / stale
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    accelerator.wait_for_everyone()  # every rank has read config.json and its checkpoint before rank 0 rewrites
     if accelerator.is_main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         truncate_metrics(metrics_path, start)
     accelerator.wait_for_everyone()
+    samples_seen = SamplesSeen(out_dir, rank, start) if params.record_samples else None
 
     order = DataOrder(len(train_set), params.batch_size, params.seed)
     micro_scale = 1.0 / params.grad_accum
@@ -270,6 +281,8 @@ def _train(accelerator: Accelerator, train_set: LatentSet, out_dir: Path, params
             # keyed by the slice of the global batch, so 2 processes x 1 micro-batch draw what 1 process x 2 does
             generator = generator_for("step", params.seed, step, micro * world + rank)
             index = order.micro_batch(step, micro, rank, params.grad_accum, world)
+            if samples_seen is not None:
+                samples_seen.add(step + 1, micro, [train_set.keys[i] for i in index.tolist()])
             draws = StepNoise.draw(torch.Size((len(index), channels, height, width)), SCHEDULE.num_timesteps,
                                    generator)
             z0 = train_set.latents(index, generator if params.sample_posterior else None).float().to(device)
@@ -376,8 +389,11 @@ def finish(out_dir: Path, params: TrainParams, joint: JointConfig, state: Traini
     if accelerator.is_main_process:
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     accelerator.wait_for_everyone()
+    seen = out_dir / SAMPLES_SEEN if params.record_samples else None
     return RunResult(run_dir=out_dir, config=out_dir / "config.json", metrics=out_dir / "metrics.jsonl",
-                     checkpoints=out_dir / "checkpoints", sample_grid=grid_path, summary=summary, **files)
+                     checkpoints=out_dir / "checkpoints", sample_grid=grid_path, summary=summary,
+                     rank=accelerator.process_index, world_size=accelerator.num_processes, samples_seen=seen,
+                     **files)
 
 
 def last_line(metrics_path: Path, kind: str | None) -> dict | None:

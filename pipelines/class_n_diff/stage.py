@@ -2,18 +2,23 @@
 
 `run_class_n_diff` trains the DiT with the latent classifier (Table I setting of `params.preset`);
 `run_dit_baseline` trains the same DiT alone (setting 1) for comparison. Both continue from the latest
-checkpoint of `out_dir` when it holds one of the same configuration, and add to the run folder of
-`training.train`:
+checkpoint of `out_dir` when it holds one of the same configuration. The run folder is `training.train`'s
+(what later stages read: dit_ema, classifier, config.json, summary.json); the report folder, beside it
+because DVC forbids a metrics or plots file inside an out, holds
 
-    loss_curve.png     diffusion and classifier losses, validation MSE/AUC, γ
-    loss_curve.csv     the training-loss lines, for `dvc plots`
     final_metrics.json flat final numbers, for `dvc metrics`
+    loss_curve.csv     the training-loss lines, for `dvc plots` (x = step)
+    loss_curve.png     diffusion and classifier losses, validation MSE/AUC, γ
+    sample_grid.png    a copy of the last sample grid of the run
+
+Under `torchrun` / `accelerate launch` every process calls the stage; all train, only rank 0 writes the
+report folder and summary.json, the other ranks return their outputs (`rank` > 0) without touching a file.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,11 +46,13 @@ class ClassNDiffOutputs:
     classifier_config: Path | None
     config: Path
     metrics: Path  # metrics.jsonl
-    loss_curve: Path
-    loss_csv: Path
-    final_metrics: Path
-    sample_grid: Path | None
+    report_dir: Path
+    loss_curve: Path  # report_dir/loss_curve.png
+    loss_csv: Path  # report_dir/loss_curve.csv
+    final_metrics: Path  # report_dir/final_metrics.json
+    sample_grid: Path | None  # report_dir/sample_grid.png (None when the run left no grid)
     summary: dict
+    rank: int = 0  # the process that returned these outputs; only rank 0 wrote the report files
 
 
 def load_latents(latents: Latents, split: str) -> LatentSet:
@@ -83,16 +90,19 @@ def flat_metrics(summary: dict) -> dict:
     return out
 
 
-def run_class_n_diff(latents: Latents, out_dir: Path, params: TrainParams, *, val_latents: Latents | None = None,
-                     codec_spec: Path | None = None, decode: Decode | None = None, resume: bool = True,
-                     train_split: str = "train", val_split: str = "val") -> ClassNDiffOutputs:
-    """Train (or finish training) the run in `out_dir`.
+def run_class_n_diff(latents: Latents, out_dir: Path, report_dir: Path, params: TrainParams, *,
+                     val_latents: Latents | None = None, codec_spec: Path | None = None, decode: Decode | None = None,
+                     resume: bool = True, train_split: str = "train", val_split: str = "val") -> ClassNDiffOutputs:
+    """Train (or finish training) the run in `out_dir`; write its metrics, loss curves and sample grid to `report_dir`.
 
     `latents`: a LatentSet, shard paths, or the latent-shards folder (then `train_split`, and `val_split` for
     validation unless `val_latents` is given). Sample grids are decoded with `decode`, else with the codec of
     `codec_spec` (the vae stage's codec.json), else saved as latent-channel grids.
     """
-    out_dir = Path(out_dir)
+    out_dir, report_dir = Path(out_dir), Path(report_dir)
+    if report_dir.resolve() == out_dir.resolve() or report_dir.resolve().is_relative_to(out_dir.resolve()):
+        raise ValueError(f"report folder {report_dir} lies in the run folder {out_dir}: DVC cannot track metrics "
+                         f"inside an out; use a folder beside it (params class_n_diff.report_out)")
     train_set = load_latents(latents, train_split)
     if val_latents is None and isinstance(latents, (str, Path)):
         val_latents = latents
@@ -102,27 +112,37 @@ def run_class_n_diff(latents: Latents, out_dir: Path, params: TrainParams, *, va
     log.info("training %s (%s, %s) on %d latents %s", out_dir, params.preset, params.model, len(train_set),
              tuple(train_set.mean.shape[1:]))
     result = train(train_set, out_dir, params, val_set=val_set, decode=decode, resume=resume)
-    return _outputs(result, params)
+    return _outputs(result, params, report_dir)
 
 
-def run_dit_baseline(latents: Latents, out_dir: Path, params: TrainParams, **kwargs: object) -> ClassNDiffOutputs:
+def run_dit_baseline(latents: Latents, out_dir: Path, report_dir: Path, params: TrainParams,
+                     **kwargs: object) -> ClassNDiffOutputs:
     """The same DiT trained alone (Table I setting 1): `params` with the preset and joint fields reset."""
     baseline = params.model_copy(update={"preset": "setting1", **dict.fromkeys(JOINT_FIELDS)})
-    return run_class_n_diff(latents, out_dir, TrainParams.model_validate(baseline.model_dump()), **kwargs)
+    return run_class_n_diff(latents, out_dir, report_dir, TrainParams.model_validate(baseline.model_dump()),
+                            **kwargs)
 
 
-def _outputs(result: RunResult, params: TrainParams) -> ClassNDiffOutputs:
+def _outputs(result: RunResult, params: TrainParams, report: Path) -> ClassNDiffOutputs:
     run = result.run_dir
-    title = f"{run.name}: {params.preset}, {params.model} ({params.conditioning})"
-    with atomic_path(run / "loss_curve.png") as temp:
-        plot_loss_curve(result.metrics, temp, title)
-    with atomic_path(run / "loss_curve.csv") as temp:
-        write_loss_csv(result.metrics, temp)
-    write_json(flat_metrics(result.summary), run / "final_metrics.json")
-    summary = result.summary | {"run_dir": str(run), "loss_curve": str(run / "loss_curve.png")}
-    (run / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    paths = {"loss_curve": report / "loss_curve.png", "loss_csv": report / "loss_curve.csv",
+             "final_metrics": report / "final_metrics.json",
+             # rank 0 saves a grid whenever the run completed (training.train.finish)
+             "sample_grid": report / "sample_grid.png" if result.summary["completed"] else None}
+    summary = result.summary | {"run_dir": str(run), "report_dir": str(report), "world_size": result.world_size,
+                                "loss_curve": str(paths["loss_curve"])}
+    if result.rank == 0:  # one writer: the other DDP ranks trained alongside and leave the files to rank 0
+        title = f"{run.name}: {params.preset}, {params.model} ({params.conditioning})"
+        with atomic_path(paths["loss_curve"]) as temp:
+            plot_loss_curve(result.metrics, temp, title)
+        with atomic_path(paths["loss_csv"]) as temp:
+            write_loss_csv(result.metrics, temp)
+        if paths["sample_grid"] is not None and result.sample_grid is not None:
+            with atomic_path(paths["sample_grid"]) as temp:
+                shutil.copyfile(result.sample_grid, temp)
+        write_json(flat_metrics(result.summary), paths["final_metrics"])
+        write_json(summary, run / "summary.json")
     return ClassNDiffOutputs(run_dir=run, dit_ema=result.dit_ema, dit_config=result.dit_config,
                              classifier=result.classifier, classifier_config=result.classifier_config,
-                             config=result.config, metrics=result.metrics, loss_curve=run / "loss_curve.png",
-                             loss_csv=run / "loss_curve.csv", final_metrics=run / "final_metrics.json",
-                             sample_grid=result.sample_grid, summary=summary)
+                             config=result.config, metrics=result.metrics, report_dir=report, summary=summary,
+                             rank=result.rank, **paths)

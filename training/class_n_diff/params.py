@@ -77,6 +77,9 @@ class TrainParams(BaseModel):
     seed: int = 0
     mixed_precision: Literal["auto", "no", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     compile: bool = False  # torch.compile the DiT and the classifier
+    # Write the keys of the latents each process trained on, per step, to samples_seen/rank{r}.tsv in the run
+    # folder (training.class_n_diff.samples_seen): an audit of what DDP ranks saw; costs a line per sample.
+    record_samples: bool = False
     # CPU threads for the run (restored after). The demo's tiny models gain nothing from a second thread and
     # lose up to 10x to OpenMP waits on a busy 2-core machine; None keeps torch's default (real profile).
     cpu_threads: int | None = Field(1, ge=1)
@@ -104,4 +107,4 @@ class TrainParams(BaseModel):
 # Fields that change how a run reports, not what it computes: a resumed run may change them.
 OPERATIONAL_FIELDS = frozenset({"checkpoint_every", "keep_checkpoints", "validate_every", "sample_every",
                                 "sample_steps", "sample_per_row", "sample_guidance", "log_every", "compile",
-                                "cpu_threads", "mixed_precision"})
+                                "cpu_threads", "mixed_precision", "record_samples"})
