@@ -6,21 +6,13 @@ weights file — the hash DVC records for it — so synthetic samples name exact
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from pipelines.file_hashes import file_md5
 from training.vae import CodecSpec, open_codec
-
-
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()  # noqa: S324 - DVC's content hash, not a security use
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def open_codec_of(vae_dir: Path, device: str = "auto"):

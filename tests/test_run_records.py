@@ -18,6 +18,7 @@ import pytest
 import yaml
 from dvc.utils.diff import diff as dvc_diff
 
+from pipelines.file_hashes import file_md5
 from pipelines.run_records import (
     RunRecordsParams,
     find_record,
@@ -27,7 +28,7 @@ from pipelines.run_records import (
     restore_run_record,
     write_run_record,
 )
-from pipelines.run_records.lock import file_md5, out_hashes
+from pipelines.run_records.lock import out_hashes
 from pipelines.run_records.metrics_diff import metrics_diff
 from tests.e2e_project import BIN, copy_project, run
 

@@ -11,13 +11,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pipelines.file_hashes import file_digest
 from pipelines.latent_shards.params import LatentChecksParams
 from pipelines.latent_shards.preprocess import load_images, to_tensor
 from pipelines.validation.report import ExpectationOutcome, ValidationReport
@@ -34,12 +34,6 @@ def _outcome(name: str, bad: list[str], observed: str | None = None, success: bo
                               unexpected_count=len(bad), unexpected_rows=bad[:20], observed=observed)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _Scan:
@@ -131,7 +125,7 @@ def check_latent_shards(lesions_path: Path, data_root: Path, shards_dir: Path, p
     listed = {row["shard"]: row for row in manifest["shards"]}
     mismatched = [f"{name}: missing" if not (out_dir / name).is_file() else f"{name}: sha256 differs"
                   for name, row in listed.items()
-                  if not (out_dir / name).is_file() or _sha256(out_dir / name) != row["sha256"]]
+                  if not (out_dir / name).is_file() or file_digest(out_dir / name) != row["sha256"]]
     mismatched += [f"{p.name}: not in the manifest" for p in sorted(out_dir.glob("*.tar")) if p.name not in listed]
     outcomes.append(_outcome("manifest_hashes_match", mismatched, f"{len(listed)} shards listed"))
     sample = lesions.sample(n=min(params.psnr_sample, len(lesions)), random_state=params.seed)

@@ -6,7 +6,6 @@ Outs with `cache: false` (metrics, small plots) are kept in git by DVC, not in i
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import yaml
@@ -41,10 +40,3 @@ def uncached_outs(dvc_yaml: Path) -> list[str]:
     return sorted(paths)
 
 
-def file_md5(path: Path) -> str:
-    """The md5 DVC 3 records for a single file: the plain md5 of its bytes."""
-    digest = hashlib.md5()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

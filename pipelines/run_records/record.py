@@ -22,8 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipelines.atomic_files import write_json
+from pipelines.file_hashes import file_md5
 from pipelines.run_records import dvc_cli
-from pipelines.run_records.lock import file_md5, out_hashes, read_lock, uncached_outs
+from pipelines.run_records.lock import out_hashes, read_lock, uncached_outs
 from pipelines.run_records.metrics_diff import diff_markdown, metrics_diff
 from pipelines.run_records.params import RunRecordsParams
 from pipelines.run_records.promotion import newest_succeeded, promote, read_promoted

@@ -12,7 +12,6 @@ size, model version, latent shape, conditions, filter, plan); a different finger
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -25,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pipelines.atomic_files import write_json
+from pipelines.file_hashes import file_digest
 from pipelines.synthetic_shards.generate import CellJob, CellSampler, Classifier, Decoder, cell_jobs
 from pipelines.synthetic_shards.params import SyntheticShardsParams
 from pipelines.synthetic_shards.shard_files import write_shard
@@ -49,10 +49,6 @@ def output_paths(out_dir: Path) -> dict[str, Path]:
             "report": out_dir / "report.json"}
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def finished_records(shards: Path) -> list[dict]:
     """Records of the shards 0..n-1 that are complete; anything after the first gap is removed."""
     for stray in shards.glob(".*.tmp"):  # an atomic write cut by a hard kill
@@ -64,7 +60,7 @@ def finished_records(shards: Path) -> list[dict]:
             break
         record = json.loads(record_path.read_text())
         tar = shards / record["shard"] if record["shard"] else None
-        if tar is not None and (not tar.is_file() or _sha256(tar) != record["sha256"]):
+        if tar is not None and (not tar.is_file() or file_digest(tar) != record["sha256"]):
             break
         records.append(record)
     for later in shards.glob("synthetic-*"):
@@ -145,7 +141,7 @@ def _write(shards: Path, index: int, job: CellJob, draw_start: int, draw_end: in
            dropped: int) -> dict:
     name = SHARD_PATTERN.format(index)
     tar = write_shard(shards / f"{name}.tar", samples) if samples else None
-    record = {"index": index, "shard": tar.name if tar else None, "sha256": _sha256(tar) if tar else None,
+    record = {"index": index, "shard": tar.name if tar else None, "sha256": file_digest(tar) if tar else None,
               "cell": job.cell, "draw_start": draw_start, "draw_end": draw_end, "kept": len(samples),
               "dropped": dropped, "keys": [s.key for s in samples]}
     write_json(record, shards / f"{name}.json")  # written last: its presence marks the shard finished
