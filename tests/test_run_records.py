@@ -212,3 +212,28 @@ def test_a_crash_leaves_no_half_record(project, monkeypatch):
     assert (project.records / "promoted.json").read_bytes() == promoted
     with pytest.raises(ValueError, match="succeeded=True but failed checks"):
         write_run_record(project.root, "run-x", succeeded=True, failed_checks=["validation"])
+
+
+@pytest.mark.slow
+def test_the_dagster_failure_sensor_records_a_failed_run_and_keeps_the_promotion(project, monkeypatch):
+    """The real sensor (assets/run_records.py) on a `pipeline` run whose blocking fairness check failed."""
+    from dagster import DagsterEventType, build_run_status_sensor_context
+
+    from assets.pipeline_resource import PipelineResource
+    from assets.run_records import run_record_of_failed_run
+    from tests.test_run_record_sensor import run_job
+
+    instance, run_id, success = run_job(["fairness_report", "run_record"])
+    assert not success
+    dagster_run = instance.get_run_by_id(run_id)
+    (failure,) = instance.get_records_for_run(run_id, of_type=DagsterEventType.RUN_FAILURE).records
+    promoted = (project.records / "promoted.json").read_bytes()
+    monkeypatch.chdir(project.root)
+    context = build_run_status_sensor_context(
+        sensor_name="run_record_of_failed_run", dagster_instance=instance, dagster_run=dagster_run,
+        dagster_event=failure.event_log_entry.dagster_event).for_run_failure()
+    run_record_of_failed_run(context, pipeline=PipelineResource())
+    (record,) = [r for r in list_records(project.records) if r["run_id"] == run_id]
+    assert not record["succeeded"] and record["failed_checks"] == ["fairness_within_threshold"]
+    assert (project.records / "promoted.json").read_bytes() == promoted
+    assert record["promoted"] == read_promoted(project.records)["record"] != record["name"]
