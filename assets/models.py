@@ -56,7 +56,8 @@ joint_classifier_predictions = stage_asset(
     deps=["latent_shards", "external_sets", "class_n_diff_model", "vae"], folders=["pipelines/joint_classifier"],
     description="The Class-N-Diff latent classifier's predictions on the ISIC test split and external sets.")
 diffusion_classifier_report = stage_asset(
-    "diffusion_classifier_report", group="evaluation", deps=["latent_shards", "class_n_diff_model", "vae"],
+    "diffusion_classifier_report", group="evaluation",
+    deps=["latent_shards", "class_n_diff_model", "vae", "external_sets"],
     folders=["pipelines/diffusion_classifier_report", "training/diffusion_classifier"], pool="gpu",
     description="The conditional DiT as a classifier (majority vote over denoising errors, second paper): "
                 "predictions, uncertainty curves, counterfactual explanations.",

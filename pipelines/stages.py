@@ -163,7 +163,7 @@ def run_diffusion_classifier_report(params: Params) -> Any:
 
     config = params.diffusion_classifier_report
     return run(params.path(params.class_n_diff.out), _shards(params), _lesions(params), params.path(params.vae.out),
-               params.path(config.out), config)
+               params.path(config.out), config, external_sets=_external(params), data_root=Path(params.data_root))
 
 
 # folders holding predictions to score, side by side (pipelines/fairness/predictions.py schema)

@@ -24,7 +24,7 @@ def test_asset_graph_snapshot():
         "generation_report": ["class_n_diff_model", "lesions", "synthetic_shards"],
         "downstream_classifiers": ["external_sets", "lesions", "synthetic_shards"],
         "joint_classifier_predictions": ["class_n_diff_model", "external_sets", "latent_shards", "vae"],
-        "diffusion_classifier_report": ["class_n_diff_model", "latent_shards", "vae"],
+        "diffusion_classifier_report": ["class_n_diff_model", "external_sets", "latent_shards", "vae"],
         "fairness_report": ["diffusion_classifier_report", "downstream_classifiers", "joint_classifier_predictions"],
         "run_record": ["dit_baseline", "fairness_report", "generation_report", "rejects", "skin_tone"],
     }

@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 from scipy.stats import betabinom
+from sklearn.metrics import roc_auc_score
 
 from training.diffusion.schedule import DiffusionSchedule
 from training.diffusion_classifier import (
@@ -23,6 +24,14 @@ from training.diffusion_classifier import (
     confidence_by_outcome,
     explain_counterfactual,
     retention_curve,
+)
+from training.diffusion_classifier.comparison import (
+    LabelledLatents,
+    compare_votes,
+    comparison_row,
+    goal_met,
+    markdown_table,
+    paired_auc_difference,
 )
 from training.diffusion_classifier.counterfactual import ddim_timesteps
 from training.diffusion_classifier.denoiser import error_space_weight
@@ -399,3 +408,74 @@ def test_figures_are_written(tmp_path) -> None:
     sizes = [Image.open(p).size for p in paths]
     assert all(w > 200 and h > 200 for w, h in sizes)
     assert sizes[4][0] == sizes[3][0] and sizes[4][1] > 2.5 * sizes[3][1]  # one row of 4 panels per image
+
+
+# --- the speed/accuracy comparison (scripts/bench_diffusion_classifier.py) -----------------------------------
+
+
+def test_comparison_row_pairs_each_image_with_the_full_vote() -> None:
+    result = classify_latents(ClassOracle(torch.stack([torch.full(SHAPE, -0.5), torch.full(SHAPE, 0.5)])),
+                              two_class_data(8, seed=5)[2], params(n_trials=8), progress=False)
+    labels = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1])
+    reference = torch.tensor([0, 1, 1, 1, 0, 0, 0, 1])
+    reference_share = torch.tensor([0.1, 0.9, 0.6, 0.7, 0.2, 0.65, 0.3, 0.8], dtype=torch.float64)
+    row = comparison_row("x", result, 2.0, labels, (reference, reference_share))
+    correct = (result.predicted == labels).double()
+    paired = correct - (reference == labels).double()
+    assert row["accuracy"] == float(correct.mean()) and row["images_per_s"] == 4.0
+    assert row["agrees_with_full_vote"] == float((result.predicted == reference).double().mean())
+    assert row["accuracy_minus_full_vote"] == pytest.approx(float(paired.mean()))
+    assert row["difference_se"] == pytest.approx(float(paired.std()) / math.sqrt(8))  # sample std, n - 1
+    share = (result.votes[:, 1] / result.votes.sum(1)).numpy()
+    assert row["auc"] == pytest.approx(roc_auc_score(labels.numpy(), share))
+    assert row["auc_minus_full_vote"] == pytest.approx(row["auc"] - 1.0)  # the reference ranks perfectly
+    positive, shares = labels, torch.from_numpy(share)
+    assert row["auc_difference_se"] == paired_auc_difference(positive, shares, reference_share)[1]
+    # the paired bootstrap by hand with sklearn: the same resampled images for both scores
+    indices, draws = np.random.default_rng(3).integers(0, 8, (200, 8)), []
+    for index in indices:
+        if len(set(labels.numpy()[index])) == 2:
+            draws.append(roc_auc_score(labels.numpy()[index], share[index])
+                         - roc_auc_score(labels.numpy()[index], reference_share.numpy()[index]))
+    diff, se = paired_auc_difference(positive, shares, reference_share, resamples=200, seed=3)
+    assert diff == pytest.approx(row["auc"] - 1.0) and se == pytest.approx(float(np.std(draws, ddof=1)))
+    same = comparison_row("x", result, 2.0, labels, (result.predicted, torch.from_numpy(share)))
+    assert same["auc_minus_full_vote"] == 0.0 and same["auc_difference_se"] == 0.0
+    assert same["accuracy_minus_full_vote"] == 0.0 and same["agrees_with_full_vote"] == 1.0
+    assert row["evals_per_image"] == float(result.network_evals.double().mean())
+    assert row["fewer_than_paper"] == pytest.approx(1002 / row["evals_per_image"])
+    full = {"accuracy": 0.80}
+    assert goal_met({"fewer_than_paper": 20.0, "accuracy": 0.795}, full)
+    assert not goal_met({"fewer_than_paper": 19.9, "accuracy": 0.9}, full)
+    assert not goal_met({"fewer_than_paper": 40.0, "accuracy": 0.785}, full)
+
+
+def test_compare_votes_on_the_oracle_costs_and_agreement() -> None:
+    """Data at the class means, classes tied for t >= 500: only trials below carry the class."""
+    means, labels, latents = two_class_data(10, seed=6, spread=0.2)
+    skin = torch.arange(10) % 4
+    data = LabelledLatents(latents, labels, {"skin_tone": skin}, [100 + i for i in range(10)])
+    model = ClassOracle(means, gate=500)
+    base = params(n_trials=33, chunk_size=1, images_per_forward=4)
+    rows, results = compare_votes(model, data, base, t_range=(0.0, 0.5), budget=3, risk=0.01, naive_images=3)
+    names = [r["mode"][:4] for r in rows]
+    assert names == ["(a) ", "(b) ", "(c) ", "(d) ", "(d')", "(e) ", "(e')"]
+    full = results["b"]
+    assert (full.network_evals == 66).all() and rows[1]["agrees_with_full_vote"] is None
+    # naive = batched on its images; exact stop = the full vote, image by image
+    assert torch.equal(results["a"].votes, full.votes[:3]) and rows[0]["images"] == 3
+    assert torch.equal(results["c"].predicted, full.predicted) and rows[2]["agrees_with_full_vote"] == 1.0
+    assert rows[2]["accuracy_minus_full_vote"] == 0.0 and rows[2]["evals_per_image"] < 66
+    # tuned: 3 trials below the gate, each right: unanimous after 2 (exact stop, chunks of 1), all correct
+    assert torch.equal(results["e'"].predicted, labels) and (results["e'"].trials_used == 2).all()
+    assert rows[6]["evals_per_image"] == 4.0 and rows[6]["fewer_than_paper"] == pytest.approx(250.5)
+    assert rows[6]["accuracy"] == 1.0 and rows[6]["goal_met"] and not rows[1]["goal_met"]
+    assert rows[6]["accuracy_minus_full_vote"] == pytest.approx(1.0 - rows[1]["accuracy"])
+    # (e') is the tuned vote itself: a direct call with the same trial seeds gives the same votes
+    direct = classify_latents(model, latents, base.model_copy(update={"early_stop": "exact", "n_trials": 3,
+                                                                         "t_range": (0.0, 0.5)}),
+                              conditions={"skin_tone": skin}, image_ids=data.image_ids, progress=False)
+    assert torch.equal(direct.votes, results["e'"].votes)
+    table = markdown_table(rows)
+    assert len(table) == 2 + 7 and table[-1].startswith("| (e') batched, exact early stop, N=3, t in [0.00, 0.50)")
+    assert table[-1].endswith(f"| 1.000 | {rows[6]['auc_minus_full_vote']:+.3f} ± {rows[6]['auc_difference_se']:.3f} |")

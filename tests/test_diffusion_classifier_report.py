@@ -1,8 +1,9 @@
 """The `diffusion_classifier_report` stage (METHOD.md §6; issue 7, section 2).
 
 Two setups in tmp_path: a tiny DiT saved like a training run with random weights (plumbing through the real
-loaders: run folder, latent shards + manifest, lesions table, Haar codec), and an analytic noise model for
-which the true class is favoured at t < 600 and all classes tie above (values: tuned t range, N, metrics).
+loaders: run folder, latent shards + manifest, lesions table, Haar codec, two tiny external sets of PNGs),
+and an analytic noise model for which the true class is favoured at t < 600 and all classes tie above
+(values: tuned t range, N, metrics).
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import zlib
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from sklearn.metrics import roc_auc_score
 
 from pipelines.diffusion_classifier_report import (
@@ -24,11 +26,13 @@ from pipelines.diffusion_classifier_report import (
     load_split,
     run_diffusion_classifier_report,
 )
-from pipelines.diffusion_classifier_report.stage import LatentSplit
+from pipelines.diffusion_classifier_report.external import check_external_table
+from pipelines.diffusion_classifier_report.stage import LatentSplit, load_external
 from pipelines.fairness.predictions import read_predictions
+from pipelines.trained_models import TrainedRun
 from training.conditions import encode
 from training.diffusion.schedule import DiffusionSchedule
-from training.diffusion_classifier import DiffusionClassifierParams
+from training.diffusion_classifier import DiffusionClassifierParams, classify_latents
 from training.dit import create_dit, save_dit
 from training.latent_shards import LatentSample, write_shard
 from training.latent_shards.manifest import FORMAT, MANIFEST
@@ -62,6 +66,27 @@ def write_shards(folder, lesions: pd.DataFrame, latents: dict[str, np.ndarray]) 
         rows.append({"split": split, "shard": info.path.name, "count": info.count, "sha256": info.sha256})
     manifest = {"format": FORMAT, "splits": lesions["split"].value_counts().to_dict(), "shards": rows}
     (folder / MANIFEST).write_text(json.dumps(manifest))
+
+
+def write_external_sets(data_root) -> pd.DataFrame:
+    """Two tiny external sets in the external_sets stage's table: "ddi" with 8x8 PNGs (the image policy is the
+    identity at resolution 8) and "asan" with 12x16 PNGs (centre-cropped and resized to 8x8)."""
+    generator = np.random.default_rng(7)
+    rows = []
+    for dataset, labels, size in (("ddi", (0, 1, 1, 0, 1, 0, 0), (8, 8)), ("asan", (0, 1, 0, 1), (12, 16))):
+        folder = data_root / "raw" / dataset
+        folder.mkdir(parents=True)
+        for i, label in enumerate(labels):
+            pixels = generator.integers(0, 256, (*size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i:06d}.png")
+            rows.append({"dataset": dataset, "image_id": f"{i:06d}", "image_path": f"raw/{dataset}/{i:06d}.png",
+                         "label": label, "diagnosis_raw": "x", "fitzpatrick": None,
+                         "skin_tone_group": TONES[i % 4], "sex": ("female", None)[i % 2],
+                         "age_approx": float("nan"), "anatom_site_general": None, "modality": "clinical",
+                         "source_file": f"raw/{dataset}/meta.csv", "source_row": i + 2})
+    table = pd.DataFrame(rows)
+    table.to_parquet(data_root / "external_sets.parquet")
+    return table
 
 
 def youden_reference(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -108,18 +133,23 @@ def dit_report(tmp_path_factory, one_thread):
                                              counterfactual_steps=3),
         max_trials_for_figures=8, gallery_per_class=2, max_test_images=16, min_trials=2, bootstrap_samples=20,
         device="cpu")
+    external = write_external_sets(root / "data")
     outputs = run_diffusion_classifier_report(root / "run", root / "shards", root / "lesions.parquet", root / "vae",
-                                              root / "out", params)
-    return outputs, lesions, params, root
+                                              root / "out", params,
+                                              external_sets=root / "data" / "external_sets.parquet",
+                                              data_root=root / "data")
+    return outputs, lesions, params, root, external
 
 
 def test_predictions_follow_the_fairness_schema_one_row_per_test_latent(dit_report) -> None:
-    outputs, lesions, _, _ = dit_report
-    predictions = read_predictions(outputs.predictions)  # validates
+    outputs, lesions, _, _, _ = dit_report
+    everything = read_predictions(outputs.predictions)  # validates
+    predictions = everything[everything["test_set"] == "isic_test"]
     validation = read_predictions(outputs.validation_predictions)
     test_ids = list(lesions.loc[lesions["split"] == "test", "isic_id"])[:16]  # max_test_images, in shard order
     assert list(predictions["image_id"]) == test_ids
-    assert set(predictions["classifier"]) == {"diffusion_classifier"} and set(predictions["test_set"]) == {"isic_test"}
+    assert set(everything["classifier"]) == {"diffusion_classifier"}
+    assert everything["test_set"].value_counts().to_dict() == {"isic_test": 16, "ddi": 7, "asan": 4}
     assert list(validation["image_id"]) == list(lesions.loc[lesions["split"] == "val", "isic_id"])
     assert set(validation["test_set"]) == {"isic_val"}
     # subgroup columns are the lesions table's, joined by isic_id
@@ -131,8 +161,8 @@ def test_predictions_follow_the_fairness_schema_one_row_per_test_latent(dit_repo
 
 
 def test_scores_are_the_vote_shares_of_malignant(dit_report) -> None:
-    outputs, _, params, _ = dit_report
-    predictions = read_predictions(outputs.predictions)
+    outputs, _, params, _, _ = dit_report
+    predictions = read_predictions(outputs.predictions).query("test_set == 'isic_test'")
     votes = pd.read_parquet(outputs.votes)
     test_votes = votes[votes["test_set"] == "isic_test"].set_index("image_id").loc[predictions["image_id"]]
     np.testing.assert_allclose(predictions["score"], test_votes["votes_1"] / test_votes["trials_used"], rtol=1e-12)
@@ -148,9 +178,9 @@ def test_scores_are_the_vote_shares_of_malignant(dit_report) -> None:
 
 
 def test_metrics_match_predictions_at_the_validation_threshold(dit_report) -> None:
-    outputs, _, _, _ = dit_report
+    outputs, _, _, _, _ = dit_report
     metrics = json.loads(outputs.metrics.read_text())
-    predictions = read_predictions(outputs.predictions)
+    predictions = read_predictions(outputs.predictions).query("test_set == 'isic_test'")
     validation = read_predictions(outputs.validation_predictions)
     labels, scores = predictions["label"].to_numpy(), predictions["score"].to_numpy()
     threshold = metrics["threshold"]
@@ -172,7 +202,7 @@ def test_metrics_match_predictions_at_the_validation_threshold(dit_report) -> No
 
 
 def test_keys_missing_from_the_lesions_table_and_bad_params_are_named(dit_report) -> None:
-    _, lesions, _, root = dit_report
+    _, lesions, _, root, _ = dit_report
     with pytest.raises(ValueError, match=r"1 latent key\(s\) not in the lesions table, e.g. \['ISIC_test00003'\]"):
         load_split(root / "shards", "test", lesions[lesions["isic_id"] != "ISIC_test00003"], ["skin_tone"])
     with pytest.raises(ValueError, match="condition 'label' with the malignant class 1"):
@@ -182,7 +212,7 @@ def test_keys_missing_from_the_lesions_table_and_bad_params_are_named(dit_report
 
 
 def test_figures_are_pngs_and_the_gallery_has_a_row_per_case(dit_report) -> None:
-    outputs, lesions, _, _ = dit_report
+    outputs, lesions, _, _, _ = dit_report
     names = {"accuracy_vs_trials.png", "retention.png", "confidence.png", "counterfactuals.png"}
     assert {p.name for p in outputs.plots.glob("*.png")} == names
     for name in names:
@@ -200,6 +230,100 @@ def test_figures_are_pngs_and_the_gallery_has_a_row_per_case(dit_report) -> None
     rows = pd.read_csv(outputs.accuracy_vs_trials)
     assert list(rows["n_trials"]) == [1, 2, 4, 8]
     assert len(pd.read_csv(outputs.retention)) == 21
+
+
+def reference_latents(paths: list) -> torch.Tensor:
+    """The image policy written out with PIL (centre crop to a square, bicubic to 8x8), then the Haar codec."""
+    images = []
+    for path in paths:
+        with Image.open(path) as image:
+            square = ImageOps.fit(image.convert("RGB"), (8, 8), method=Image.Resampling.BICUBIC)
+        images.append(np.asarray(square))
+    pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return HaarCodec().encode(pixels)[0]
+
+
+def test_external_predictions_equal_classifying_their_latents_directly(dit_report) -> None:
+    outputs, _, params, root, external = dit_report
+    chosen = json.loads(outputs.tuning.read_text())["chosen"]
+    vote = params.classifier.model_copy(update={"t_range": tuple(chosen["t_range"]), "n_trials": chosen["n_trials"]})
+    model, _ = TrainedRun(root / "run").dit_ema()
+    predictions = read_predictions(outputs.predictions)
+    votes = pd.read_parquet(outputs.votes)
+    scores = {}
+    for dataset in ("ddi", "asan"):
+        rows = external[external["dataset"] == dataset]
+        latents = reference_latents([root / "data" / p for p in rows["image_path"]])
+        tones = torch.tensor([encode("skin_tone", v) for v in rows["skin_tone_group"]])
+        ids = [zlib.crc32(f"{dataset}/{i}".encode()) for i in rows["image_id"]]
+        direct = classify_latents(model, latents, vote, conditions={"skin_tone": tones}, image_ids=ids,
+                                  progress=False)
+        got = predictions[predictions["test_set"] == dataset]
+        assert list(got["image_id"]) == list(rows["image_id"])
+        assert got["score"].tolist() == (direct.votes[:, 1] / direct.votes.sum(dim=1)).tolist()
+        scores[dataset] = got["score"].tolist()
+        assert list(got["label"]) == list(rows["label"]) and set(got["source"]) == {dataset}
+        assert list(got["skin_tone_group"]) == list(rows["skin_tone_group"])
+        assert list(got["sex"]) == [s if isinstance(s, str) else "unknown" for s in rows["sex"]]
+        counted = votes[votes["test_set"] == dataset]
+        assert counted["trials_used"].tolist() == direct.trials_used.tolist()
+        assert counted["network_evals"].tolist() == (2 * direct.trials_used).tolist()
+    assert len({*scores["ddi"], *scores["asan"]}) > 1  # the random DiT votes both ways: the equality means something
+    assert outputs.summary["test_sets"] == {"isic_test": 16, "ddi": 7, "asan": 4}
+    assert outputs.summary["external_sets_note"].startswith("2 set(s) from ")
+
+
+def test_external_sets_are_scored_per_group_at_the_validation_threshold(dit_report) -> None:
+    outputs, _, _, _, external = dit_report
+    metrics = json.loads(outputs.metrics.read_text())
+    predictions = read_predictions(outputs.predictions)
+    groups = pd.read_parquet(outputs.groups)
+    votes = pd.read_parquet(outputs.votes)
+    threshold = metrics["threshold"]
+    assert set(metrics["test_sets"]) == {"isic_test", "ddi", "asan", "ddi_A", "ddi_B", "ddi_C"}
+    for name in ("ddi", "asan"):
+        rows = predictions[predictions["test_set"] == name]
+        labels, scores = rows["label"].to_numpy(), rows["score"].to_numpy()
+        called = scores >= threshold
+        entry = metrics["test_sets"][name]
+        assert entry["n"] == len(rows) and entry["positives"] == int(labels.sum())
+        assert entry["auc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+        assert entry["sensitivity"] == pytest.approx(float(called[labels == 1].mean()), abs=1e-12)
+        assert entry["specificity"] == pytest.approx(float((~called[labels == 0]).mean()), abs=1e-12)
+        assert entry["mean_network_evals"] == pytest.approx(votes.loc[votes.test_set == name, "network_evals"].mean())
+    # ddi per skin-tone group: A, B and C each hold one malignant and one or two benign images
+    ddi = predictions[predictions["test_set"] == "ddi"]
+    tone_rows = groups[(groups["test_set"] == "ddi") & (groups["attribute"] == "skin_tone_group")]
+    assert list(tone_rows["group"]) == ["A", "B", "C", "unknown"]
+    assert list(tone_rows["n"]) == [2, 2, 2, 1] and list(tone_rows["positives"]) == [1, 1, 1, 0]
+    sensitivity = {g: float((ddi.loc[(ddi.skin_tone_group == g) & (ddi.label == 1), "score"] >= threshold).mean())
+                   for g in "ABC"}
+    assert tone_rows.set_index("group").loc[list("ABC"), "sensitivity"].tolist() == list(sensitivity.values())
+    gap = max(sensitivity.values()) - min(sensitivity.values())
+    assert metrics["test_sets"]["ddi"]["sensitivity_gap_skin_tone"] == pytest.approx(gap)
+    assert metrics["test_sets"]["ddi_B"]["n"] == 2  # the Table III rows derived from ddi
+    # the ISIC entry is the top-level one, scored by the same functions
+    assert metrics["test_sets"]["isic_test"]["auc"] == pytest.approx(metrics["auc"], abs=1e-12)
+
+
+def test_external_sets_switch_missing_table_and_bad_tables_are_named(dit_report, tmp_path) -> None:
+    _, _, params, root, external = dit_report
+    table, data_root, vae, codec = root / "data" / "external_sets.parquet", root / "data", root / "vae", HaarCodec()
+    assert load_external(table, data_root, codec, vae, ["skin_tone"], params.model_copy(update={"external_sets": False})
+                         ) == ({}, "off (params external_sets: false)")
+    splits, note = load_external(None, data_root, codec, vae, ["skin_tone"], params)
+    assert splits == {} and note == "none: the external-sets table None is not present"
+    with pytest.raises(ValueError, match="given without data_root"):
+        load_external(table, None, codec, vae, ["skin_tone"], params)
+    capped, _ = load_external(table, data_root, codec, vae, ["skin_tone"],
+                              params.model_copy(update={"max_external_images": 2}))
+    assert list(capped) == ["ddi", "asan"] and [s.keys for s in capped.values()] == [["000000", "000001"]] * 2
+    assert capped["asan"].latents.shape == (2, *SHAPE)
+    assert capped["ddi"].conditions["skin_tone"].tolist() == [encode("skin_tone", "A"), encode("skin_tone", "B")]
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['skin_tone_group'\]"):
+        check_external_table(external.drop(columns="skin_tone_group"), "ext.parquet")
+    with pytest.raises(ValueError, match="image_id '000001' appears 2 times in set 'ddi'"):
+        check_external_table(pd.concat([external, external.iloc[[1]]]), "ext.parquet")
 
 
 class GatedOracle(torch.nn.Module):
@@ -291,3 +415,20 @@ def test_without_tuning_the_configured_vote_is_used(tmp_path) -> None:
     # all validation scores 0: the only Youden candidate is 0, so every test lesion is called malignant
     assert metrics["threshold"] == 0.0 and metrics["auc"] == 0.5
     assert metrics["accuracy"] == pytest.approx(3 / 9) and metrics["sensitivity"] == 1.0
+
+
+def test_external_sets_must_not_clash_with_isic_names_and_must_share_the_latent_shape(tmp_path) -> None:
+    means = torch.stack([torch.full(SHAPE, -0.5), torch.full(SHAPE, 0.5)])
+    lesions = lesion_table({"val": 4, "test": 4})
+    validation, test = oracle_split(lesions, "val", means, set()), oracle_split(lesions, "test", means, set())
+    params = DiffusionClassifierReportParams(classifier=DiffusionClassifierParams(n_trials=4, chunk_size=4),
+                                             tune=False, max_trials_for_figures=4, gallery_per_class=0)
+    model = GatedOracle(means, gate=600)
+    with pytest.raises(ValueError, match=r"\['isic_val'\] share a name with an ISIC split"):
+        build_report(model, "oracle", validation, test, HaarCodec().decode, tmp_path, params,
+                     external={"isic_val": test})
+    narrow = LatentSplit(meta=test.meta, latents=test.latents[:, :4], labels=test.labels, conditions=test.conditions,
+                         image_ids=test.image_ids)
+    with pytest.raises(ValueError, match=r"external set 'ddi': latents \(4, 4, 4\), but the test shards hold "
+                                         r"\(12, 4, 4\)"):
+        build_report(model, "oracle", validation, test, HaarCodec().decode, tmp_path, params, external={"ddi": narrow})

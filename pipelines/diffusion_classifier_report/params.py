@@ -4,7 +4,7 @@ Demo defaults run the embedded demo (DiT-T/2 on 4x8x8 latents, ~40-200 test late
 on 2 CPU cores. Real ISIC profile (one GPU), in the comments: classifier.n_trials 501 (the paper's budget,
 the upper bound the tuning searches below), images_per_forward 256, autocast_bf16 true,
 max_trials_for_figures 501, tuning_images 1000, max_test_images null, gallery_per_class 4,
-bootstrap_samples 2000.
+bootstrap_samples 2000, external_sets true, max_external_images null, min_group_size 30.
 """
 
 from __future__ import annotations
@@ -45,11 +45,18 @@ class DiffusionClassifierReportParams(BaseModel):
     max_trials_for_figures: int = Field(64, ge=1)
     gallery_per_class: int = Field(3, ge=0)  # malignant and benign test cases in the counterfactual gallery
     max_test_images: int | None = Field(None, ge=1)  # first k test latents (a demo cap); None = all
+    # Also classify the external test sets (the external_sets stage's table, e.g. DDI): their images are encoded
+    # with the vae stage's codec and voted with the same tuned vote; predictions go into predictions.parquet
+    # with test_set = the set's name, as the other classifiers write them.
+    external_sets: bool = True
+    max_external_images: int | None = Field(None, ge=1)  # first k images of each external set; None = all
     # The decision threshold on the score (vote share of malignant) from the validation predictions, by the
     # same rule as the fairness report (pipelines/fairness/threshold.py); keep equal to fairness_report's.
     threshold_rule: Literal["youden", "fixed"] = "youden"
     fixed_threshold: float = Field(0.5, ge=0.0, le=1.0)
     bootstrap_samples: int = Field(200, ge=0, le=100_000)  # CIs of metrics.json (real profile: 2000)
+    # Groups smaller than this take no part in the per-set gaps; keep equal to fairness_report's (real: 30).
+    min_group_size: int = Field(1, ge=1)
     seed: int = 0  # bootstrap streams (the trials are seeded by classifier.seed)
     device: str = "auto"  # "auto": CUDA when present, else the CPU
     out: str = "diffusion_classifier_report"

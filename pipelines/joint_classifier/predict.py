@@ -57,14 +57,10 @@ def _isic_rows(lesions: pd.DataFrame, shards_dir: Path, split: str, classifier: 
 
 def _external_rows(external: pd.DataFrame, data_root: Path, codec, resolution: int,
                    classifier: torch.nn.Module) -> pd.DataFrame:
-    from pipelines.latent_shards.preprocess import load_images, to_tensor
+    from pipelines.latent_shards.preprocess import encode_images
 
-    scores = []
-    for start in range(0, len(external), BATCH):
-        chunk = external.iloc[start:start + BATCH]
-        images = to_tensor(load_images([data_root / p for p in chunk["image_path"]], resolution))
-        mean, _ = codec.encode(images)
-        scores.append(_scores(classifier, mean.cpu()))
+    latents = encode_images([data_root / p for p in external["image_path"]], codec, resolution, batch=BATCH)
+    scores = [_scores(classifier, latents)]
     return pd.DataFrame({
         "classifier": CLASSIFIER, "test_set": external["dataset"].to_numpy(),
         "image_id": external["image_id"].to_numpy(),

@@ -14,9 +14,13 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps
+
+if TYPE_CHECKING:
+    import torch
 
 POLICY = "exif-draft-centercrop-bicubic-v1"  # part of every cache key: change it when the policy changes
 
@@ -70,3 +74,20 @@ def to_tensor(images: np.ndarray):
 def to_uint8(images) -> np.ndarray:
     """(N, 3, H, W) in [-1, 1] -> (N, H, W, 3) uint8."""
     return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+def encode_images(paths: list[Path], codec, resolution: int, batch: int = 64,
+                  progress: bool = True) -> torch.Tensor:
+    """(n, C, h, w) scaled posterior means of the images at `paths`, by the latent shards' image policy:
+    what the external test sets (no shards of their own) are classified on."""
+    import torch
+    from tqdm import tqdm
+
+    means = []
+    for start in tqdm(range(0, len(paths), batch), desc="encoding images", unit="batch",
+                      disable=not progress, leave=False):
+        mean, _ = codec.encode(to_tensor(load_images(paths[start:start + batch], resolution)))
+        means.append(mean.float().cpu())
+    if not means:
+        raise ValueError("encode_images: no image paths given")
+    return torch.cat(means)
