@@ -82,6 +82,21 @@ def test_resume_repeats_the_uninterrupted_run(tmp_path: Path) -> None:
         train(data, tmp_path / "resumed", params.model_copy(update={"lr": 3e-4}))
 
 
+def test_new_data_refuses_a_strict_resume_and_starts_over_in_the_stage_mode(tmp_path: Path) -> None:
+    params = TrainParams(steps=4, log_every=1, checkpoint_every=2, validate_every=4, preset="setting1", **TINY)
+    train(toy_latents(16, 0), tmp_path / "run", params, stop_at_step=2)
+    more_images = toy_latents(24, 0)  # a nightly run after new images arrived
+    with pytest.raises(ValueError, match=r"cannot resume, \['data.n_train'\]"):
+        train(more_images, tmp_path / "run", params)
+    fresh = train(more_images, tmp_path / "fresh", params)
+    again = train(more_images, tmp_path / "run", params, resume="if_compatible")
+    assert json.loads((again.run_dir / "config.json").read_text())["data"]["n_train"] == 24
+    assert again.summary["completed"] and losses(again.run_dir, range(1, 5)) == losses(fresh.run_dir, range(1, 5))
+    # the same config again: nothing to redo, the finished run is kept
+    resumed = train(more_images, tmp_path / "run", params, resume="if_compatible")
+    assert losses(resumed.run_dir, range(1, 5)) == losses(fresh.run_dir, range(1, 5))
+
+
 def test_tiny_model_learns(tmp_path: Path) -> None:
     params = TrainParams(steps=100, batch_size=16, lr=1e-3, classifier_lr=1e-3, preset="setting4", log_every=5,
                          validate_every=50, checkpoint_every=100, **TINY)

@@ -31,6 +31,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from accelerate import Accelerator
@@ -132,7 +133,8 @@ def resolved_config(params: TrainParams, joint: JointConfig, dit: DiT, classifie
     }
 
 
-def check_resumable(stored: dict, current: dict, run_dir: Path) -> None:
+def resume_conflicts(stored: dict, current: dict) -> list[str]:
+    """What differs between a run folder's config.json and this run, beyond reporting fields ([]: resumable)."""
     old = {k: v for k, v in stored["params"].items() if k not in OPERATIONAL_FIELDS}
     new = {k: v for k, v in current["params"].items() if k not in OPERATIONAL_FIELDS}
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
@@ -140,9 +142,7 @@ def check_resumable(stored: dict, current: dict, run_dir: Path) -> None:
         changed.append("data.n_train")
     if stored["world_size"] != current["world_size"]:
         changed.append("world_size")
-    if changed:
-        raise ValueError(f"{run_dir}: cannot resume, {changed} differ from {run_dir / 'config.json'}; "
-                         f"use a new run folder or train(..., resume=False) to start over")
+    return changed
 
 
 def truncate_metrics(path: Path, step: int) -> None:
@@ -186,11 +186,14 @@ class MetricWindow:
 
 
 def train(train_set: LatentSet, out_dir: Path, params: TrainParams, *, val_set: LatentSet | None = None,
-          decode: Decode | None = None, stop_at_step: int | None = None, resume: bool = True) -> RunResult:
+          decode: Decode | None = None, stop_at_step: int | None = None,
+          resume: bool | Literal["if_compatible"] = True) -> RunResult:
     """Train (or continue) the run in `out_dir`; `stop_at_step` stops early after checkpointing (tests, preemption).
 
     `resume=True` continues from the latest checkpoint in `out_dir` when one exists (and refuses if the stored
-    config differs in anything but reporting fields); `resume=False` clears `out_dir` and starts over.
+    config differs in anything but reporting fields); `resume=False` clears `out_dir` and starts over;
+    `resume="if_compatible"` continues when it can and otherwise starts over, saying why (the pipeline stage:
+    new images or new params mean a new model, an interrupted run of the same config continues).
     """
     accelerator = make_accelerator(params.mixed_precision)
     threads = torch.get_num_threads()
@@ -203,7 +206,8 @@ def train(train_set: LatentSet, out_dir: Path, params: TrainParams, *, val_set: 
 
 
 def _train(accelerator: Accelerator, train_set: LatentSet, out_dir: Path, params: TrainParams,
-           val_set: LatentSet | None, decode: Decode | None, stop_at_step: int | None, resume: bool) -> RunResult:
+           val_set: LatentSet | None, decode: Decode | None, stop_at_step: int | None,
+           resume: bool | str) -> RunResult:
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
     if params.batch_size % (params.grad_accum * world):
         raise ValueError(f"batch_size {params.batch_size} must divide by grad_accum {params.grad_accum} x "
@@ -246,8 +250,14 @@ def _train(accelerator: Accelerator, train_set: LatentSet, out_dir: Path, params
     checkpoints, metrics_path = out_dir / "checkpoints", out_dir / "metrics.jsonl"
     start = 0
     latest = latest_checkpoint(checkpoints) if resume else None
+    conflicts = resume_conflicts(json.loads((out_dir / "config.json").read_text()), config) if latest else []
+    if conflicts and resume != "if_compatible":
+        raise ValueError(f"{out_dir}: cannot resume, {conflicts} differ from {out_dir / 'config.json'}; "
+                         f"use a new run folder or train(..., resume=False) to start over")
+    if conflicts:
+        log.warning("%s: %s changed since its checkpoints were written: starting over", out_dir, conflicts)
+        latest = None
     if latest is not None:
-        check_resumable(json.loads((out_dir / "config.json").read_text()), config, out_dir)
         start = load_checkpoint(latest, state)
         log.info("resuming %s from %s (step %d)", out_dir, latest.name, start)
     elif accelerator.is_main_process:

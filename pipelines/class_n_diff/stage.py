@@ -2,7 +2,8 @@
 
 `run_class_n_diff` trains the DiT with the latent classifier (Table I setting of `params.preset`);
 `run_dit_baseline` trains the same DiT alone (setting 1) for comparison. Both continue from the latest
-checkpoint of `out_dir` when it holds one of the same configuration. The run folder is `training.train`'s
+checkpoint of `out_dir` when it holds one of the same configuration, and start over when the images or the
+params changed (a nightly run after new images arrived trains a new model). The run folder is `training.train`'s
 (what later stages read: dit_ema, classifier, config.json, summary.json); the report folder, beside it
 because DVC forbids a metrics or plots file inside an out, holds
 
@@ -92,7 +93,8 @@ def flat_metrics(summary: dict) -> dict:
 
 def run_class_n_diff(latents: Latents, out_dir: Path, report_dir: Path, params: TrainParams, *,
                      val_latents: Latents | None = None, codec_spec: Path | None = None, decode: Decode | None = None,
-                     resume: bool = True, train_split: str = "train", val_split: str = "val") -> ClassNDiffOutputs:
+                     resume: bool | str = "if_compatible", train_split: str = "train",
+                     val_split: str = "val") -> ClassNDiffOutputs:
     """Train (or finish training) the run in `out_dir`; write its metrics, loss curves and sample grid to `report_dir`.
 
     `latents`: a LatentSet, shard paths, or the latent-shards folder (then `train_split`, and `val_split` for
