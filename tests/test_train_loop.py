@@ -15,7 +15,7 @@ from training.class_n_diff.samples_seen import read_samples_seen, samples_seen_p
 from training.dit import load_dit
 from training.latent_classifier import load_latent_classifier
 from training.latent_set import LatentSet
-from training.train import TrainingDiverged, train
+from training.train import TrainingDiverged, latent_fingerprint, train
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -92,6 +92,10 @@ def test_new_data_refuses_a_strict_resume_and_starts_over_in_the_stage_mode(tmp_
     again = train(more_images, tmp_path / "run", params, resume="if_compatible")
     assert json.loads((again.run_dir / "config.json").read_text())["data"]["n_train"] == 24
     assert again.summary["completed"] and losses(again.run_dir, range(1, 5)) == losses(fresh.run_dir, range(1, 5))
+    relabelled = toy_latents(24, 0)
+    relabelled.conditions["label"][0] = 1 - relabelled.conditions["label"][0]
+    with pytest.raises(ValueError, match=r"cannot resume, \['data.fingerprint'\]"):
+        train(relabelled, tmp_path / "run", params)
     # the same config again: nothing to redo, the finished run is kept
     resumed = train(more_images, tmp_path / "run", params, resume="if_compatible")
     assert losses(resumed.run_dir, range(1, 5)) == losses(fresh.run_dir, range(1, 5))
@@ -121,7 +125,9 @@ def test_run_folder_describes_itself(tmp_path: Path) -> None:
     assert config["params"]["preset"] == "setting3" and config["joint"]["lam"] == 0.2
     assert config["dit"]["input_size"] == [8, 8] and config["dit"]["conditions"] == ["label", "skin_tone"]
     assert config["data"] == {"n_train": 16, "latent_shape": [4, 8, 8], "posterior_std": True,
-                              "steps_per_epoch": 2, "label_counts": [8, 8]}
+                              "steps_per_epoch": 2, "label_counts": [8, 8],
+                              "fingerprint": latent_fingerprint(toy_latents(16, 4))}
+    assert latent_fingerprint(toy_latents(16, 4)) != latent_fingerprint(toy_latents(16, 5))
     assert [p.name for p in result.checkpoints.iterdir()] == ["step_00000004"]  # keep_checkpoints = 1
     dit = load_dit(result.dit_ema)  # no config file needed
     assert dit.config.to_dict() == json.loads(result.dit_config.read_text())

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import logging
 import math
@@ -115,6 +116,14 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
             e.copy_(b)
 
 
+def latent_fingerprint(latents: LatentSet) -> str:
+    """sha256 of the training set's keys, latents and conditions: same images, same labels, same encodings."""
+    digest = hashlib.sha256("\n".join(latents.keys).encode())
+    for tensor in (latents.mean, *(latents.conditions[name] for name in sorted(latents.conditions))):
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def resolved_config(params: TrainParams, joint: JointConfig, dit: DiT, classifier: LatentClassifier | None,
                     latents: LatentSet, steps_per_epoch: int, world_size: int) -> dict:
     import accelerate
@@ -127,7 +136,8 @@ def resolved_config(params: TrainParams, joint: JointConfig, dit: DiT, classifie
         "classifier": None if classifier is None else classifier.config.to_dict(),
         "data": {"n_train": len(latents), "latent_shape": list(latents.mean.shape[1:]),
                  "posterior_std": latents.std is not None, "steps_per_epoch": steps_per_epoch,
-                 "label_counts": torch.bincount(latents.conditions["label"], minlength=2).tolist()},
+                 "label_counts": torch.bincount(latents.conditions["label"], minlength=2).tolist(),
+                 "fingerprint": latent_fingerprint(latents)},
         "world_size": world_size,
         "versions": {"torch": torch.__version__, "accelerate": accelerate.__version__, "timm": timm.__version__},
     }
@@ -140,6 +150,8 @@ def resume_conflicts(stored: dict, current: dict) -> list[str]:
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if stored["data"]["n_train"] != current["data"]["n_train"]:
         changed.append("data.n_train")
+    elif stored["data"].get("fingerprint", current["data"]["fingerprint"]) != current["data"]["fingerprint"]:
+        changed.append("data.fingerprint")  # as many latents, but other images, labels or encodings
     if stored["world_size"] != current["world_size"]:
         changed.append("world_size")
     return changed
