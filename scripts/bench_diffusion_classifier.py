@@ -44,8 +44,22 @@ from training.diffusion_classifier import (
     explain_counterfactual,
     retention_curve,
 )
-from training.diffusion_classifier.comparison import LabelledLatents, compare_votes, markdown_table
-from training.diffusion_classifier.evaluation import informative_t_range, sufficient_trials, vote_accuracy_by_t
+from training.diffusion_classifier.classify import DiffusionClassification
+from training.diffusion_classifier.comparison import (
+    LabelledLatents,
+    compare_votes,
+    markdown_table,
+    paired_auc_difference,
+    positive_share,
+)
+from training.diffusion_classifier.evaluation import (
+    auc_by_t,
+    auc_vs_trials,
+    informative_t_range,
+    ranking_scores,
+    sufficient_trials,
+    vote_accuracy_by_t,
+)
 from training.diffusion_classifier.plots import (
     plot_accuracy_vs_trials,
     plot_confidence_by_outcome,
@@ -227,6 +241,24 @@ def toy_main(args: argparse.Namespace) -> None:
     write_summary(args.out, summary, rows)
 
 
+def ranking_vs_trials(full: DiffusionClassification, labels: torch.Tensor, counts: list[int],
+                      window: tuple[float, float] | None) -> list[dict]:
+    """AUC of the vote share and of the error gap from the first N trials of the full vote inside `window`,
+    each paired (bootstrap SE) against the full vote's own vote share."""
+    reference = positive_share(full)
+    rows = auc_vs_trials(full.errors, full.timesteps, labels, (0, 1), counts, window)
+    for row in rows:
+        scores = ranking_scores(full.errors, full.timesteps, row["n_trials"], window)
+        for name in ("vote_share", "error_gap"):
+            diff, se = paired_auc_difference(labels, scores[name], reference)
+            row[f"{name}_auc_minus_full_vote"], row[f"{name}_auc_difference_se"] = diff, se
+        log.info("test AUC, t window %s, N=%d: vote share %.3f (%+.3f ± %.3f), error gap %.3f (%+.3f ± %.3f)",
+                 window, row["n_trials"], row["vote_share_auc"], row["vote_share_auc_minus_full_vote"],
+                 row["vote_share_auc_difference_se"], row["error_gap_auc"], row["error_gap_auc_minus_full_vote"],
+                 row["error_gap_auc_difference_se"])
+    return rows
+
+
 def shards_folder(path: Path) -> Path:
     """The folder holding manifest.json: `path` itself or the latent_shards stage's `shards/` inside it."""
     for folder in (path, path / "shards"):
@@ -270,6 +302,14 @@ def trained_main(args: argparse.Namespace) -> None:
     full = results["b"]
     ablation = accuracy_vs_trials(full.errors, test.labels, (0, 1), trial_counts(base.n_trials))
     by_t = vote_accuracy_by_t(full.errors, full.timesteps, test.labels, (0, 1))
+    # the ranking vs N: vote share and error gap from prefixes of (b), over all t, over the tuned window and
+    # over --ranking-window (picked by hand, e.g. from the test per-t table: an oracle, not a tuning)
+    windows = {"all_t": None, "tuned_t_range": t_range}
+    if args.ranking_window is not None:
+        windows[f"t_{args.ranking_window[0]}_{args.ranking_window[1]}"] = tuple(args.ranking_window)
+    ranking = {name: ranking_vs_trials(full, test.labels, sorted({*trial_counts(base.n_trials), 24, 48}), window)
+               for name, window in windows.items()}
+    ranking["by_t"] = auc_by_t(full.errors, full.timesteps, test.labels, (0, 1))
     summary = {**measured_on, "model": str(args.run_dir), "model_version": version,
                "model_parameters": sum(p.numel() for p in model.parameters()),
                "validation": {**tuning.summary(), "seconds": tuning_s, "per_t_vote_accuracy": tuning.by_t,
@@ -277,7 +317,7 @@ def trained_main(args: argparse.Namespace) -> None:
                "test_images": len(test.keys), "test_positives": int(test.labels.sum()),
                "all_benign_accuracy": float((test.labels == 0).double().mean()),
                "rows": rows, "goal_met_by_e": rows[5]["goal_met"], "goal_met_by_e_prime": rows[6]["goal_met"],
-               "test_accuracy_vs_trials": ablation, "test_per_t_vote_accuracy": by_t,
+               "test_accuracy_vs_trials": ablation, "test_per_t_vote_accuracy": by_t, "test_auc_vs_trials": ranking,
                "retention": retention_json(retention_curve(full.predicted == test.labels, full.vote_entropy))}
     log.info("goal (>= 20x fewer than 1002, accuracy within 1 point of (b)): (e) %s, (e') %s",
              rows[5]["goal_met"], rows[6]["goal_met"])
@@ -298,6 +338,9 @@ def main() -> None:
     parser.add_argument("--images-per-forward", type=int, default=16, help="trained: images per forward")
     parser.add_argument("--chunk-size", type=int, default=4, help="trained: trials per image per forward")
     parser.add_argument("--risk", type=float, default=0.01)
+    parser.add_argument("--ranking-window", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="trained: also the AUC vs N of the full vote's trials with t in [LOW, HIGH) "
+                             "(fractions of T)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steadier on a shared CPU)")
     parser.add_argument("--seed", type=int, default=0, help="toy data and training; trial seeds of the vote")
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_diffusion_classifier"))

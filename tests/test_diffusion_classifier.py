@@ -35,7 +35,14 @@ from training.diffusion_classifier.comparison import (
 )
 from training.diffusion_classifier.counterfactual import ddim_timesteps
 from training.diffusion_classifier.denoiser import error_space_weight
-from training.diffusion_classifier.evaluation import informative_t_range, sufficient_trials, vote_accuracy_by_t
+from training.diffusion_classifier.evaluation import (
+    auc_by_t,
+    auc_vs_trials,
+    informative_t_range,
+    ranking_scores,
+    sufficient_trials,
+    vote_accuracy_by_t,
+)
 from training.diffusion_classifier.plots import (
     plot_accuracy_vs_trials,
     plot_confidence_by_outcome,
@@ -303,6 +310,47 @@ def test_vote_accuracy_by_t_range_and_budget_on_hand_made_runs() -> None:
     assert sufficient_trials(ablation, tolerance=0.005) == 16 and sufficient_trials(ablation, tolerance=0.0) == 64
 
 
+def test_ranking_scores_on_a_hand_made_run_with_a_window_missing_trials_and_ties() -> None:
+    # 2 images, 4 trials at t = 50, 250, 350, 850; (benign, malignant) errors; NaN = not computed
+    errors = torch.tensor([[[1.0, 3.0, 2.0, 5.0], [2.0, 1.0, 2.0, 1.0]],    # malignant wins 1 and 3, tie at 2
+                           [[4.0, 1.0, 1.0, nan], [1.0, 2.0, 0.5, nan]]])  # malignant wins 0 and 2
+    timesteps = torch.tensor([[50, 250, 350, 850], [50, 250, 350, 850]])
+    every = ranking_scores(errors, timesteps, 4)
+    torch.testing.assert_close(every["vote_share"], torch.tensor([2 / 4, 2 / 3]))  # the tie is benign's
+    torch.testing.assert_close(every["error_gap"], torch.tensor([(-1 + 2 + 0 + 4) / 4, (3 - 1 + 0.5) / 3]))
+    assert every["trials"].tolist() == [4, 3]
+    first_two = ranking_scores(errors, timesteps, 2)  # a prefix: the first N computed trials
+    torch.testing.assert_close(first_two["error_gap"], torch.tensor([0.5, 1.0]))
+    window = ranking_scores(errors, timesteps, 1, t_window=(0.2, 0.4))  # t in [200, 400): the first one, t = 250
+    torch.testing.assert_close(window["vote_share"], torch.tensor([1.0, 0.0]))
+    torch.testing.assert_close(window["error_gap"], torch.tensor([2.0, -1.0]))
+    with pytest.raises(ValueError, match="no computed trial in t window"):
+        ranking_scores(errors, timesteps, 4, t_window=(0.9, 1.0))  # image 2 has none there
+
+
+def test_auc_vs_trials_and_by_t_equal_sklearn_on_random_errors() -> None:
+    g = torch.Generator().manual_seed(11)
+    labels = torch.tensor([0, 1] * 15)
+    # malignant images: the malignant error lower by 0.6 on average, only for t < 500
+    timesteps = torch.randint(0, 1000, (30, 64), generator=g)
+    benign = torch.rand((30, 64), generator=g) + 1.0
+    malignant = benign + torch.randn((30, 64), generator=g) - 0.6 * labels[:, None] * (timesteps < 500)
+    errors = torch.stack([benign, malignant], dim=1)
+    rows = auc_vs_trials(errors, timesteps, labels, (0, 1), [4, 64])
+    for row, n in zip(rows, (4, 64), strict=True):
+        first, last = errors[:, 0, :n].double(), errors[:, 1, :n].double()
+        assert row["vote_share_auc"] == pytest.approx(roc_auc_score(labels, (last < first).double().mean(1)))
+        assert row["error_gap_auc"] == pytest.approx(roc_auc_score(labels, (first - last).mean(1)))
+        assert row["mean_trials"] == n
+    by_t = auc_by_t(errors, timesteps, labels, (0, 1), bins=2)
+    assert [(b["t_from"], b["t_to"]) for b in by_t] == [(0, 500), (500, 1000)]
+    low = (timesteps < 500).double()
+    gap_low = ((errors[:, 0] - errors[:, 1]).double() * low).sum(1) / low.sum(1)
+    assert by_t[0]["error_gap_auc"] == pytest.approx(roc_auc_score(labels, gap_low))
+    assert by_t[0]["error_gap_auc"] > 0.85 > 0.75 > by_t[1]["error_gap_auc"]  # the signal is where it was planted
+    assert math.isnan(auc_vs_trials(errors, timesteps, torch.zeros(30), (0, 1), [4])[0]["error_gap_auc"])
+
+
 # --- uncertainty ----------------------------------------------------------------------------------------
 
 def test_vote_share_and_entropy_on_hand_made_votes() -> None:
@@ -439,6 +487,12 @@ def test_comparison_row_pairs_each_image_with_the_full_vote() -> None:
                          - roc_auc_score(labels.numpy()[index], reference_share.numpy()[index]))
     diff, se = paired_auc_difference(positive, shares, reference_share, resamples=200, seed=3)
     assert diff == pytest.approx(row["auc"] - 1.0) and se == pytest.approx(float(np.std(draws, ddof=1)))
+    # the error gap: mean benign error minus mean malignant error over the computed trials, paired against
+    # the reference's vote share
+    gap = (result.errors[:, 0] - result.errors[:, 1]).double().nanmean(dim=1)  # NaN: trials not computed
+    assert row["error_gap_auc"] == pytest.approx(roc_auc_score(labels.numpy(), gap.numpy()))
+    assert row["error_gap_auc_minus_full_vote"] == pytest.approx(row["error_gap_auc"] - 1.0)
+    assert row["error_gap_auc_difference_se"] == paired_auc_difference(positive, gap, reference_share)[1]
     same = comparison_row("x", result, 2.0, labels, (result.predicted, torch.from_numpy(share)))
     assert same["auc_minus_full_vote"] == 0.0 and same["auc_difference_se"] == 0.0
     assert same["accuracy_minus_full_vote"] == 0.0 and same["agrees_with_full_vote"] == 1.0
@@ -478,4 +532,6 @@ def test_compare_votes_on_the_oracle_costs_and_agreement() -> None:
     assert torch.equal(direct.votes, results["e'"].votes)
     table = markdown_table(rows)
     assert len(table) == 2 + 7 and table[-1].startswith("| (e') batched, exact early stop, N=3, t in [0.00, 0.50)")
-    assert table[-1].endswith(f"| 1.000 | {rows[6]['auc_minus_full_vote']:+.3f} ± {rows[6]['auc_difference_se']:.3f} |")
+    assert table[-1].endswith(f"| 1.000 | {rows[6]['auc_minus_full_vote']:+.3f} ± {rows[6]['auc_difference_se']:.3f} "
+                              f"| {rows[6]['error_gap_auc']:.3f} | {rows[6]['error_gap_auc_minus_full_vote']:+.3f} ± "
+                              f"{rows[6]['error_gap_auc_difference_se']:.3f} |")

@@ -64,6 +64,13 @@ def positive_share(result: DiffusionClassification) -> torch.Tensor:
     return votes[:, -1] / votes.sum(dim=1)
 
 
+def error_gap(result: DiffusionClassification) -> torch.Tensor:
+    """(n,) mean error of the first class minus that of the last (benign - malignant) over the computed trials:
+    the continuous score beside the vote share (evaluation.ranking_scores)."""
+    mean = result.mean_error.double()
+    return mean[:, 0] - mean[:, -1]
+
+
 def rank_auc(positive: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """ROC AUC of each row of (B, n) `scores` against the (B, n) 0/1 `positive` (Mann-Whitney U with midranks);
     NaN for a row with one class."""
@@ -99,11 +106,13 @@ def comparison_row(name: str, result: DiffusionClassification, seconds: float, l
     positive = (labels == classes[-1]).long()
     both = len(set(labels.tolist())) == 2 and len(result.classes) == 2
     auc = float(roc_auc_score(positive.numpy(), positive_share(result).numpy())) if both else None
+    gap_auc = float(roc_auc_score(positive.numpy(), error_gap(result).numpy())) if both else None
     row = {"mode": name, "images": int(labels.numel()), "evals_per_image": evals,
            "fewer_than_paper": PAPER_NETWORK_EVALS / evals, "images_per_s": labels.numel() / seconds,
            "s_per_image": seconds / labels.numel(), "accuracy": float(correct.mean()), "auc": auc,
            "agrees_with_full_vote": None, "accuracy_minus_full_vote": None, "difference_se": None,
-           "auc_minus_full_vote": None, "auc_difference_se": None}
+           "auc_minus_full_vote": None, "auc_difference_se": None, "error_gap_auc": gap_auc,
+           "error_gap_auc_minus_full_vote": None, "error_gap_auc_difference_se": None}
     if reference is not None:  # paired: correct here minus correct in the full vote, image by image
         predicted, share = reference
         paired = correct - (predicted == labels).double()
@@ -113,6 +122,9 @@ def comparison_row(name: str, result: DiffusionClassification, seconds: float, l
         if both:
             diff, se = paired_auc_difference(positive, positive_share(result), share)
             row.update(auc_minus_full_vote=diff, auc_difference_se=se)
+            # the error gap against the full vote's vote share: what switching the score would change
+            diff, se = paired_auc_difference(positive, error_gap(result), share)
+            row.update(error_gap_auc_minus_full_vote=diff, error_gap_auc_difference_se=se)
     return row
 
 
@@ -164,7 +176,8 @@ def compare_votes(model: Denoiser, data: LabelledLatents, base: DiffusionClassif
 def markdown_table(rows: list[dict]) -> list[str]:
     """The rows as a Markdown table (docs/benchmarks.md layout)."""
     lines = ["| mode | network evals / image | fewer than 1002 | images/s | accuracy | vs (b), paired ± SE "
-             "| agrees with (b) | AUC | AUC vs (b), paired ± SE |", "|---|---|---|---|---|---|---|---|---|"]
+             "| agrees with (b) | AUC | AUC vs (b), paired ± SE | AUC error gap | vs (b)'s vote share, paired ± SE |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         agree = "—" if r["agrees_with_full_vote"] is None else f"{r['agrees_with_full_vote']:.3f}"
         diff = "—" if r["accuracy_minus_full_vote"] is None else (
@@ -172,6 +185,10 @@ def markdown_table(rows: list[dict]) -> list[str]:
         auc = "—" if r["auc"] is None else f"{r['auc']:.3f}"
         auc_diff = "—" if r["auc_minus_full_vote"] is None else (
             f"{r['auc_minus_full_vote']:+.3f} ± {r['auc_difference_se'] or 0.0:.3f}")
+        gap = "—" if r.get("error_gap_auc") is None else f"{r['error_gap_auc']:.3f}"
+        gap_diff = "—" if r.get("error_gap_auc_minus_full_vote") is None else (
+            f"{r['error_gap_auc_minus_full_vote']:+.3f} ± {r['error_gap_auc_difference_se'] or 0.0:.3f}")
         lines.append(f"| {r['mode']} | {r['evals_per_image']:.1f} | {r['fewer_than_paper']:.1f}× | "
-                     f"{r['images_per_s']:.1f} | {r['accuracy']:.3f} | {diff} | {agree} | {auc} | {auc_diff} |")
+                     f"{r['images_per_s']:.1f} | {r['accuracy']:.3f} | {diff} | {agree} | {auc} | {auc_diff} | "
+                     f"{gap} | {gap_diff} |")
     return lines

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, roc_auc_score
 
 from training.diffusion_classifier.votes import lowest_mean_error, majority, tally, trial_votes
 
@@ -113,3 +113,65 @@ def sufficient_trials(ablation: Sequence[dict[str, float]], tolerance: float = 0
     """The smallest N of an accuracy-vs-N table whose accuracy is within `tolerance` of its largest N's."""
     target = ablation[-1][f"{mode}_accuracy"] - tolerance
     return int(next(a["n_trials"] for a in ablation if a[f"{mode}_accuracy"] >= target))
+
+
+def ranking_scores(errors: torch.Tensor, timesteps: torch.Tensor, n_trials: int,
+                   t_window: tuple[float, float] | None = None, num_timesteps: int = 1000) -> dict[str, torch.Tensor]:
+    """Two scores of the last class (malignant) from each image's first `n_trials` computed trials inside
+    `t_window` (fractions of T; None = all), for two classes:
+
+    vote_share: the fraction of those trials the last class wins (strictly lower error; a tie is the first
+    class's, as `trial_votes`); error_gap: the mean of err_first - err_last over them (the decision
+    counterpart is the paper's "average" mode, Li et al.). Both grow with the evidence for the last class.
+    """
+    if errors.shape[1] != 2:
+        raise ValueError(f"errors have {errors.shape[1]} classes: ranking scores are for two classes")
+    inside = ~torch.isnan(errors).any(dim=1)
+    if t_window is not None:
+        low, high = round(t_window[0] * num_timesteps), round(t_window[1] * num_timesteps)
+        inside &= (timesteps >= low) & (timesteps < high)
+    used = inside & (inside.long().cumsum(dim=1) <= n_trials)  # the first n_trials of each image, in trial order
+    count = used.sum(dim=1)
+    if (count == 0).any():
+        raise ValueError(f"{int((count == 0).sum())} image(s) have no computed trial in t window {t_window}")
+    filled = torch.where(used[:, None, :], errors.double(), torch.zeros((), dtype=torch.float64))
+    first, last = filled[:, 0], filled[:, 1]
+    wins = ((last < first) & used).sum(dim=1)
+    return {"vote_share": (wins / count).float(), "error_gap": ((first - last).sum(dim=1) / count).float(),
+            "trials": count}
+
+
+def _auc(labels: torch.Tensor, classes: Sequence[int], score: torch.Tensor) -> float:
+    positive = (labels.long() == int(classes[-1])).numpy()
+    if positive.all() or not positive.any():
+        return float("nan")
+    return float(roc_auc_score(positive, score.double().numpy()))
+
+
+def auc_vs_trials(errors: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor, classes: Sequence[int],
+                  trial_counts: Sequence[int], t_window: tuple[float, float] | None = None,
+                  num_timesteps: int = 1000) -> list[dict[str, float]]:
+    """ROC AUC (last class positive) of the vote share and of the error gap vs N: the first N computed trials
+    inside `t_window` (prefixes of one full run, as accuracy_vs_trials); mean_trials < N where the window holds
+    fewer."""
+    rows = []
+    for n in trial_counts:
+        scores = ranking_scores(errors, timesteps, int(n), t_window, num_timesteps)
+        rows.append({"n_trials": int(n), "mean_trials": float(scores["trials"].double().mean()),
+                     "vote_share_auc": _auc(labels, classes, scores["vote_share"]),
+                     "error_gap_auc": _auc(labels, classes, scores["error_gap"])})
+    return rows
+
+
+def auc_by_t(errors: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor, classes: Sequence[int],
+             bins: int = 10, num_timesteps: int = 1000) -> list[dict[str, float]]:
+    """Per equal t bin: the AUC of the vote share and of the error gap from that bin's trials alone."""
+    rows = []
+    for i in range(bins):
+        window = (i / bins, (i + 1) / bins)
+        scores = ranking_scores(errors, timesteps, errors.shape[2], window, num_timesteps)
+        rows.append({"t_from": round(window[0] * num_timesteps), "t_to": round(window[1] * num_timesteps),
+                     "mean_trials": float(scores["trials"].double().mean()),
+                     "vote_share_auc": _auc(labels, classes, scores["vote_share"]),
+                     "error_gap_auc": _auc(labels, classes, scores["error_gap"])})
+    return rows
