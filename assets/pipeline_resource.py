@@ -7,16 +7,14 @@ output becomes the asset's Dagster data version.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import yaml
 from dagster import ConfigurableResource
 
 from pipelines.config import Params, load_params
+from pipelines.dvc_cli import dvc
+from pipelines.run_records.lock import out_hashes
 
 LOCK_RETRIES = 10
 
@@ -34,21 +32,12 @@ class PipelineResource(ConfigurableResource):
         """`dvc commit` the stage; returns {output path: md5} from dvc.lock ({} when disabled)."""
         if not self.dvc_commit:
             return {}
-        dvc = Path(sys.executable).with_name("dvc")
-        command = [str(dvc) if dvc.exists() else "dvc", "commit", "--force", "--quiet", stage]
         for attempt in range(LOCK_RETRIES):
-            done = subprocess.run(command, capture_output=True, text=True,
-                                  env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+            done = dvc(Path.cwd(), "commit", "--force", "--quiet", stage, check=False)
             # GPU-pool assets may finish while a workspace-pool asset commits: wait for DVC's lock, then retry.
             if done.returncode == 0 or "lock" not in (done.stdout + done.stderr).lower():
                 break
             time.sleep(2 * (attempt + 1))
         if done.returncode != 0:
-            raise RuntimeError(f"`{' '.join(command)}` failed:\n{done.stdout}{done.stderr}")
-        return dvc_hashes(Path("dvc.lock"), stage)
-
-
-def dvc_hashes(lock_file: Path, stage: str) -> dict[str, str]:
-    lock = yaml.safe_load(lock_file.read_text()) or {}
-    outs = lock.get("stages", {}).get(stage, {}).get("outs", [])
-    return {out["path"]: out["md5"] for out in outs}
+            raise RuntimeError(f"`dvc commit --force {stage}` failed:\n{done.stdout}{done.stderr}")
+        return out_hashes(Path("dvc.lock"), [stage])[stage]

@@ -1,6 +1,6 @@
 """Run records (data/runs/<date>-<run id>/), promotion of the newest succeeded run, `dvc push`, restore."""
 
-from pipelines.run_records.dvc_cli import push_if_remote
+from pipelines.dvc_cli import push_if_remote
 from pipelines.run_records.params import MODEL_STAGES, RunRecordsParams
 from pipelines.run_records.promotion import read_promoted
 from pipelines.run_records.record import RunRecord, find_record, list_records, write_run_record

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipelines import dvc_cli
 from pipelines.atomic_files import write_json
 from pipelines.file_hashes import file_md5
-from pipelines.run_records import dvc_cli
 from pipelines.run_records.lock import out_hashes, read_lock, uncached_outs
 from pipelines.run_records.metrics_diff import diff_markdown, metrics_diff
 from pipelines.run_records.params import RunRecordsParams

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from pipelines import dvc_cli
 from pipelines.atomic_files import atomic_path
-from pipelines.run_records import dvc_cli
 from pipelines.run_records.lock import read_lock
 from pipelines.run_records.record import PIPELINE, RECORD
 

@@ -1,7 +1,7 @@
 """DVC as a command: the `dvc` binary next to the running Python, in the project root, no analytics.
 
-The assets call DVC the same way (assets/pipeline_resource.py); a command keeps DVC's own process
-state (repo lock, caches) out of the Dagster process.
+Used by the assets' `dvc commit` (assets/pipeline_resource.py) and the run records; a command keeps DVC's
+own process state (repo lock, caches) out of the Dagster process.
 """
 
 from __future__ import annotations
