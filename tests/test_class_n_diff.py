@@ -23,12 +23,7 @@ from training.latent_classifier import (
 SCHEDULE = DiffusionSchedule()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------- γ schedule and presets (METHOD.md §3)

@@ -100,17 +100,11 @@ def youden_reference(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(chosen)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny forwards on a shared 2-core machine: one intra-op thread avoids OpenMP oversubscription (~6x faster)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def dit_report(tmp_path_factory, one_thread):
+def dit_report(tmp_path_factory, one_torch_thread):
     """The stage end to end on a random tiny DiT, 12 validation and 20 test latents (capped to 16)."""
     root = tmp_path_factory.mktemp("dcr")
     torch.manual_seed(0)

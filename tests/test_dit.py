@@ -12,13 +12,7 @@ from training.dit import DIT_MODELS, create_dit, dit_config, load_dit, save_dit
 ALL = ("label", "skin_tone", "sex")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models on a shared 2-core machine: OpenMP's second thread costs far more than it gives."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def official_dit_parameters(depth: int, hidden: int, patch: int, channels: int, num_classes: int,

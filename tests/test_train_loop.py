@@ -17,13 +17,7 @@ from training.latent_classifier import load_latent_classifier
 from training.latent_set import LatentSet
 from training.train import TrainingDiverged, latent_fingerprint, train
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def toy_latents(n: int, seed: int, shape: tuple[int, int, int] = (4, 8, 8)) -> LatentSet:
