@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_check
+import json
 
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetKey,
+    AssetSpec,
+    MaterializeResult,
+    MetadataValue,
+    asset_check,
+    multi_asset,
+)
+
+from assets.code_versions import code_version
 from assets.pipeline_resource import PipelineResource
-from assets.stage_asset import stage_asset, stage_check
+from assets.stage_asset import data_version, stage_asset, stage_check, summary_metadata
+from pipelines.stages import STAGES
 
 vae = stage_asset(
     "vae", group="latents", deps=["lesions"], folders=["pipelines/vae", "training/vae"],
@@ -24,14 +37,38 @@ latent_shards_valid = stage_check(
 
 _TRAINING = ["pipelines/class_n_diff", "training/class_n_diff", "training/diffusion", "training/train.py",
              "training/dit.py", "training/latent_classifier.py"]
-class_n_diff_model = stage_asset(
-    "class_n_diff_model", group="class_n_diff", deps=["latent_shards", "vae"], folders=_TRAINING, pool="gpu",
-    description="Class-N-Diff: the latent DiT and the latent classifier trained jointly (Table I preset).",
-    figures=lambda o: [o.loss_curve, o.sample_grid])
-dit_baseline = stage_asset(
-    "dit_baseline", group="class_n_diff", deps=["latent_shards", "vae"], folders=_TRAINING, pool="gpu",
-    description="The same DiT trained alone (Table I setting 1), for comparison.",
-    figures=lambda o: [o.loss_curve, o.sample_grid])
+_DESCRIPTIONS = {
+    "class_n_diff_model": "Class-N-Diff: the latent DiT and the latent classifier trained jointly (Table I preset).",
+    "dit_baseline": "The same DiT trained alone (Table I setting 1), for comparison.",
+}
+
+
+@multi_asset(
+    specs=[AssetSpec(name, group_name="class_n_diff", deps=["latent_shards", "vae"], description=text,
+                     code_version=code_version(*_TRAINING), skippable=True) for name, text in _DESCRIPTIONS.items()],
+    can_subset=True, pool="gpu", name="class_n_diff_models")
+def class_n_diff_models(context, pipeline: PipelineResource):  # noqa: ANN001 (dagster reads the hint)
+    """Both training stages; side by side in two processes when both are selected (pipelines.class_n_diff.
+    side_by_side), else the selected one in this process. Each is committed to DVC like any stage."""
+    from pipelines.class_n_diff.side_by_side import train_side_by_side
+
+    params = pipeline.params()
+    selected = [n for n in _DESCRIPTIONS if AssetKey(n) in context.selected_asset_keys]
+    if len(selected) > 1 and params.class_n_diff.side_by_side:
+        train_side_by_side(selected, pipeline.params_file)
+    else:
+        for name in selected:
+            STAGES[name].run(params)
+    for name in selected:
+        report = params.path(params.class_n_diff.report_out if name == "class_n_diff_model"
+                             else params.class_n_diff.baseline_report_out)
+        run_dir = params.path(params.class_n_diff.out if name == "class_n_diff_model" else
+                              params.class_n_diff.baseline_out)
+        summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+        yield MaterializeResult(asset_key=name, data_version=data_version(pipeline.commit(name)),
+                                metadata=summary_metadata(summary, [report / "loss_curve.png",
+                                                                    report / "sample_grid.png"]))
+
 
 generation_plan = stage_asset(
     "generation_plan", group="generation", deps=["lesions"], folders=["pipelines/generation_plan"],
@@ -42,15 +79,26 @@ synthetic_shards = stage_asset(
     description="Synthetic malignant and darker-skin samples (latents + PNG, provenance), filtered by the joint "
                 "classifier, in the latent-shard format.")
 generation_report = stage_asset(
-    "generation_report", group="generation", deps=["synthetic_shards", "lesions", "class_n_diff_model"],
+    "generation_report", group="generation",
+    deps=["synthetic_shards", "lesions", "class_n_diff_model", "dit_baseline", "vae"],
     folders=["pipelines/generation_report"],
-    description="FID, MS-SSIM diversity, precision/recall of the synthetic data; sample grids and distributions.",
-    figures=lambda o: [o.sample_grid, o.distributions])
+    description="FID, MS-SSIM diversity, precision/recall of the synthetic data; sample grids and distributions; "
+                "the quality audit (held-out FID, skin-tone agreement, label AUC, memorisation) of Class-N-Diff and "
+                "the DiT baseline side by side.",
+    figures=lambda o: [o.sample_grid, *sorted(o.quality.parent.glob("*_grid_by_cell.png")),
+                       *sorted(o.quality.parent.glob("*_closest_pairs.png")), o.distributions])
+synthetic_quality = stage_check(
+    "synthetic_quality", "generation_report",
+    "The synthetic data is fit to train on: held-out FID ratio, skin-tone agreement (audit and shards), label AUC "
+    "and memorised fraction within params' limits (generation_report.quality). Blocks downstream_classifiers.")
 
 downstream_classifiers = stage_asset(
-    "downstream_classifiers", group="evaluation", deps=["lesions", "external_sets", "synthetic_shards"],
+    "downstream_classifiers", group="evaluation",
+    deps=["lesions", "external_sets", "synthetic_shards", "generation_plan", "generation_report"],
     folders=["pipelines/downstream_classifiers", "training/downstream"], pool="gpu",
-    description="A timm classifier trained on real images only (baseline) and on real + synthetic (augmented).")
+    description="The experiment's arms, each over several seeds: a timm classifier trained on real images only "
+                "(baseline), on real images with the plan's cells oversampled (oversampled), and on real + "
+                "synthetic (augmented). Waits for the synthetic_quality gate.")
 joint_classifier_predictions = stage_asset(
     "joint_classifier_predictions", group="evaluation",
     deps=["latent_shards", "external_sets", "class_n_diff_model", "vae"], folders=["pipelines/joint_classifier"],
@@ -66,8 +114,10 @@ fairness_report = stage_asset(
     "fairness_report", group="evaluation",
     deps=["downstream_classifiers", "joint_classifier_predictions", "diffusion_classifier_report"],
     folders=["pipelines/fairness"],
-    description="Per skin-tone group (and sex, age, site, source) metrics with bootstrap CIs and gaps, "
-                "classifiers side by side on every test set (Table III layout).")
+    description="The experiment's headline (augmented vs baseline vs oversampled, paired CIs over images and "
+                "seeds), then per skin-tone group (and sex, age, site, source) metrics with bootstrap CIs and gaps, "
+                "classifiers side by side on every test set (Table III layout).",
+    figures=lambda o: [*sorted(o.plots.glob("experiment__*.png")), *sorted(o.plots.glob("ddi__*.png"))])
 
 
 @asset_check(asset="fairness_report", name="fairness_within_threshold", blocking=True,
@@ -84,6 +134,6 @@ def fairness_within_threshold(pipeline: PipelineResource) -> AssetCheckResult:
                             metadata={"details": MetadataValue.json(json.loads(json.dumps(details, default=str)))})
 
 
-ASSETS = [vae, latent_shards, class_n_diff_model, dit_baseline, generation_plan, synthetic_shards, generation_report,
+ASSETS = [vae, latent_shards, class_n_diff_models, generation_plan, synthetic_shards, generation_report,
           downstream_classifiers, joint_classifier_predictions, diffusion_classifier_report, fairness_report]
-CHECKS = [latent_shards_valid, fairness_within_threshold]
+CHECKS = [latent_shards_valid, synthetic_quality, fairness_within_threshold]

@@ -134,20 +134,64 @@ def run_synthetic_shards(params: Params) -> Any:
 def run_generation_report(params: Params) -> Any:
     from pipelines.generation_report.feature_networks import ClassifierFeatures
     from pipelines.generation_report.stage import run_generation_report as run
+    from pipelines.generation_report.synthetic_quality import JudgedModel
     from pipelines.trained_models import TrainedRun, open_codec_of
 
-    features = ClassifierFeatures(open_codec_of(params.path(params.vae.out), "cpu").encode,
-                                  TrainedRun(params.path(params.class_n_diff.out)).joint_classifier())
-    return run(params.generation_report, _lesions(params), Path(params.data_root),
+    codec = open_codec_of(params.path(params.vae.out), "cpu")
+    joint = TrainedRun(params.path(params.class_n_diff.out))
+    # the quality audit judges the model whose samples feed the classifiers, and the DiT baseline beside it
+    models = {"class_n_diff": JudgedModel(joint.dit_ema()[0], codec.decode)}
+    baseline = TrainedRun(params.path(params.class_n_diff.baseline_out))
+    if (baseline.run_dir / "dit_ema.safetensors").is_file():
+        models["dit_baseline"] = JudgedModel(baseline.dit_ema()[0], codec.decode)
+    config = params.generation_report
+    if config.quality.sampling is None:  # the audit samples as the synthetic shards were sampled
+        config = config.model_copy(update={"quality": config.quality.model_copy(
+            update={"sampling": params.synthetic_shards.sampling})})
+    features = None
+    if params.generation_report.feature_network == "classifier":
+        features = ClassifierFeatures(codec.encode, joint.joint_classifier())
+    return run(config, _lesions(params), Path(params.data_root),
                params.path(params.synthetic_shards.out) / "shards", params.path(params.generation_report.out),
-               classifier_features=features, classifier_name="class_n_diff latent classifier (offline)")
+               classifier_features=features, classifier_name="class_n_diff latent classifier (offline)",
+               models=models, roundtrip=codec_roundtrip(codec))
+
+
+def codec_roundtrip(codec):  # noqa: ANN001, ANN201  (a training.vae codec)
+    """uint8 (N, S, S, 3) images -> the codec's reconstructions (encode the posterior mean, decode)."""
+    import numpy as np
+    import torch
+
+    from pipelines.synthetic_shards.shard_files import image_to_uint8
+
+    def roundtrip(images: np.ndarray) -> np.ndarray:
+        out = []
+        for start in range(0, len(images), 64):
+            x = torch.from_numpy(np.ascontiguousarray(images[start:start + 64])).permute(0, 3, 1, 2)
+            with torch.no_grad():
+                decoded = codec.decode(codec.encode(x.float().div(127.5).sub(1.0))[0]).float().numpy()
+            out += [image_to_uint8(image) for image in decoded]
+        return np.stack(out)
+
+    return roundtrip
+
+
+def check_generation_report(params: Params) -> ValidationReport:
+    """The `synthetic_quality` gate on quality.json (thresholds in params): noise never reaches training."""
+    import json
+
+    from pipelines.generation_report.quality import gate
+
+    path = params.path(params.generation_report.out) / "quality.json"
+    return gate(json.loads(path.read_text()), params.generation_report.quality.limits(), str(path))
 
 
 def run_downstream_classifiers(params: Params) -> Any:
     from pipelines.downstream_classifiers.stage import run_downstream_classifiers as run
 
     return run(params.downstream_classifiers, _lesions(params), _external(params),
-               params.path(params.synthetic_shards.out), Path(params.data_root), params.path("downstream_classifiers"))
+               params.path(params.synthetic_shards.out), Path(params.data_root), params.path("downstream_classifiers"),
+               plan=params.path(params.generation_plan.out) / "plan.parquet")
 
 
 def run_joint_classifier_predictions(params: Params) -> Any:
@@ -183,6 +227,22 @@ def run_fairness_report(params: Params) -> Any:
     return run(tables["predictions"], tables["validation_predictions"], params.fairness_report, out)
 
 
+def check_fairness_report(params: Params) -> ValidationReport:
+    """The fairness check (the Dagster asset check `fairness_within_threshold`) as a stage check, so that
+    `dvc repro` fails on it too."""
+    import json
+
+    from pipelines.fairness.check import fairness_check
+    from pipelines.validation.report import ExpectationOutcome
+
+    path = params.path("fairness_report") / "metrics.json"
+    passed, details = fairness_check(json.loads(path.read_text()), params.fairness_report)
+    outcomes = [ExpectationOutcome(f"fairness limits {details['limits']} for {details['classifier']}", None,
+                                   passed, len(details["failures"]), details["failures"][:20],
+                                   json.dumps(details["test_sets"], default=str))]
+    return ValidationReport("fairness_check", str(path), outcomes)
+
+
 @dataclass(frozen=True)
 class Stage:
     run: Callable[[Params], Any]
@@ -200,9 +260,9 @@ STAGES: dict[str, Stage] = {
     "dit_baseline": Stage(run_dit_baseline),
     "generation_plan": Stage(run_generation_plan),
     "synthetic_shards": Stage(run_synthetic_shards),
-    "generation_report": Stage(run_generation_report),
+    "generation_report": Stage(run_generation_report, check_generation_report),
     "downstream_classifiers": Stage(run_downstream_classifiers),
     "joint_classifier_predictions": Stage(run_joint_classifier_predictions),
     "diffusion_classifier_report": Stage(run_diffusion_classifier_report),
-    "fairness_report": Stage(run_fairness_report),
+    "fairness_report": Stage(run_fairness_report, check_fairness_report),
 }

@@ -21,8 +21,9 @@ def test_asset_graph_snapshot():
         "dit_baseline": ["latent_shards", "vae"],
         "generation_plan": ["lesions"],
         "synthetic_shards": ["class_n_diff_model", "generation_plan", "vae"],
-        "generation_report": ["class_n_diff_model", "lesions", "synthetic_shards"],
-        "downstream_classifiers": ["external_sets", "lesions", "synthetic_shards"],
+        "generation_report": ["class_n_diff_model", "dit_baseline", "lesions", "synthetic_shards", "vae"],
+        "downstream_classifiers": ["external_sets", "generation_plan", "generation_report", "lesions",
+                                   "synthetic_shards"],
         "joint_classifier_predictions": ["class_n_diff_model", "external_sets", "latent_shards", "vae"],
         "diffusion_classifier_report": ["class_n_diff_model", "external_sets", "latent_shards", "vae"],
         "fairness_report": ["diffusion_classifier_report", "downstream_classifiers", "joint_classifier_predictions"],
@@ -36,12 +37,22 @@ def test_asset_graph_snapshot():
 
 def test_checks_are_blocking():
     from assets.ingestion import external_sets_valid, lesions_valid
+    from assets.models import fairness_within_threshold, synthetic_quality
 
-    for check in (lesions_valid, external_sets_valid):
+    checks = (lesions_valid, external_sets_valid, synthetic_quality, fairness_within_threshold)
+    for check in checks:
         (spec,) = check.check_specs
         assert spec.blocking
-    assert {s.asset_key.to_user_string() for c in (lesions_valid, external_sets_valid) for s in c.check_specs} == {
-        "lesions", "external_sets"}
+    assert {s.asset_key.to_user_string() for c in checks for s in c.check_specs} == {
+        "lesions", "external_sets", "generation_report", "fairness_report"}
+
+
+def test_synthetic_quality_gate_stands_between_generation_and_training():
+    """A failed synthetic_quality check blocks downstream_classifiers, which depends on generation_report."""
+    graph = defs.resolve_asset_graph()
+    from dagster import AssetKey
+
+    assert AssetKey("generation_report") in graph.get(AssetKey("downstream_classifiers")).parent_keys
 
 
 def test_nightly_schedule_runs_the_whole_graph_by_default():

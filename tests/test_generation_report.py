@@ -152,7 +152,8 @@ def make_inputs(tmp_path, side: int = 16):
 
 def test_report_stage_numbers_and_plots(tmp_path):
     lesions, data_root, shards = make_inputs(tmp_path)
-    params = GenerationReportParams(sample_counts=[5, 10, 5000], ms_ssim_pairs=10, k=2, plot_samples=15)
+    params = GenerationReportParams(feature_network="classifier", sample_counts=[5, 10, 5000], ms_ssim_pairs=10, k=2,
+                                    plot_samples=15)
     network = SmallFeatures()
     outputs = run_generation_report(params, lesions, data_root, shards, tmp_path / "report", network,
                                     "small test net")

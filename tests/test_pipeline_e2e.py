@@ -24,6 +24,18 @@ SMOKE = {
     ("downstream_classifiers", "max_steps"): 40,
     ("downstream_classifiers", "eval_every"): 10,
     ("fairness_report", "bootstrap_samples"): 100,
+    # the smaller demo of the earlier profile, one seed per arm
+    ("demo_data", "n_images"): 300,
+    ("demo_data", "n_ddi"): 48,
+    ("downstream_classifiers", "seeds"): [0],
+    # A 60-step DiT draws colour blobs: the gates would (rightly) stop the graph; opened here so every stage runs.
+    # test_smoke_generator_fails_the_real_gate checks the numbers against the real limits.
+    ("generation_report", "quality", "max_fid_ratio"): 1e9,
+    ("generation_report", "quality", "min_skin_tone_agreement"): 0.0,
+    ("generation_report", "quality", "min_label_auc"): 0.0,
+    ("generation_report", "quality", "max_memorized_fraction"): 1.0,
+    ("fairness_report", "check", "max_sensitivity_gap"): 1.0,
+    ("fairness_report", "check", "max_auc_drop"): None,
 }
 
 
@@ -105,11 +117,25 @@ def test_models_trained_and_synthetic_plan_met(project: Path):
 
 def test_fairness_report_scores_every_classifier(project: Path):
     metrics = json.loads((project / "data/fairness_report/metrics.json").read_text())
-    assert set(metrics) == {"baseline", "augmented", "class_n_diff", "diffusion_classifier"}
+    assert set(metrics) == {"baseline", "oversampled", "augmented", "class_n_diff", "diffusion_classifier"}
     for classifier in metrics.values():
         assert {"isic_test", "ddi"} <= set(classifier)
         assert 0.0 <= classifier["isic_test"]["auc"] <= 1.0
     assert (project / "data/fairness_report/report.html").is_file()
+
+
+def test_smoke_generator_fails_the_real_gate(project: Path):
+    """The 60-step DiT of the smoke run draws colour blobs: the demo's own limits (params.yaml) reject it."""
+    from pipelines.config import load_params
+    from pipelines.generation_report.quality import gate
+
+    quality = json.loads((project / "data/generation_report/quality.json").read_text())
+    assert quality["passed"]  # the smoke params opened the gate ...
+    limits = load_params(Path(__file__).resolve().parents[1] / "params.yaml").generation_report.quality.limits()
+    verdict = gate(quality, limits, "quality.json")
+    assert not verdict.success  # ... the demo's limits close it
+    assert {"fid_ratio", "skin_tone_agreement"} <= {o.column for o in verdict.failures}
+    assert quality["n_samples"] >= 60 and set(quality["models"]) == {"class_n_diff", "dit_baseline"}
 
 
 def test_the_run_left_a_promoted_run_record(project: Path):

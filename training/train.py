@@ -318,7 +318,7 @@ def _train(accelerator: Accelerator, train_set: LatentSet, out_dir: Path, params
                 result = joint_step(dit, classifier if active else None, SCHEDULE, z0, conditions, draws,
                                     gamma=gamma, lam=joint.lam, dit_scale=micro_scale,
                                     classifier_scale=micro_scale / joint.classifier_update_every,
-                                    generator=generator)
+                                    generator=generator, x0_hat_max_t=params.x0_hat_max_t)
                 finite = torch.isfinite(result.backward.detach()).float()
                 if world > 1:  # every rank stops together rather than leaving the others in an all-reduce
                     finite = accelerator.reduce(finite, reduction="sum") / world

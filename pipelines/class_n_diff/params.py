@@ -25,6 +25,9 @@ class ClassNDiffParams(BaseModel):
     # (dvc metrics), loss_curve.csv (dvc plots, x = step), loss_curve.png and the last sample grid (sample_grid.png)
     report_out: str = "class_n_diff_report"
     baseline_report_out: str = "dit_baseline_report"
+    # Dagster trains class_n_diff_model and dit_baseline at once, one process each (side_by_side.py) when both
+    # are materialized together: on the CPU demo that uses both cores. Real profile on one GPU: false.
+    side_by_side: bool = True
 
 
 __all__ = ["ClassNDiffParams", "TrainParams"]

@@ -47,6 +47,9 @@ class DemoDataParams(BaseModel):
     # Fraction of lesions that are melanoma in every source. Real rates differ (2016 train 19 %, 2019 18 %,
     # 2020 1.8 %); one rate keeps enough melanomas in every year of a small demo.
     melanoma_rate: float = Field(0.15, gt=0.0, lt=0.5)
+    # Melanomas on Fitzpatrick V-VI patients are kept with this probability, the others trade labels with benign
+    # lesions on lighter skin (source_images.py): ISIC's very few malignant lesions on dark skin. 1 = no skew.
+    dark_skin_melanoma_factor: float = Field(1.0, ge=0.0, le=1.0)
     fitzpatrick_weights: tuple[float, float, float, float, float, float] = ISIC_FITZPATRICK_WEIGHTS
     archive_fitzpatrick_weights: tuple[float, float, float, float, float, float] = ARCHIVE_FITZPATRICK_WEIGHTS
     ddi_malignant_rate: float = Field(0.26, ge=0.0, le=1.0)  # DDI: 170 of 653 rows malignant (DATA.md §3.1)

@@ -70,6 +70,26 @@ class SourcePlanner:
         mel_names = MELANOMA.get(source, ("MEL",))
         return [str(self.rng.choice(mel_names)) if i in melanoma else names[benign[i]] for i in range(n)]
 
+    def skew_melanoma_away_from_dark_skin(self, source: str, labels: list[str], types: list[int]) -> None:
+        """In place: each melanoma on Fitzpatrick V-VI stays with probability `dark_skin_melanoma_factor`, else it
+        trades labels with a random benign lesion on types I-IV (the melanoma count, hence the rate, is kept).
+
+        ISIC holds very few melanomas on dark skin (DATA.md §5); with this skew, a classifier trained on the demo
+        learns "dark skin, rarely malignant" beside the faint cues (render.py), the planted gap of
+        docs/experiment.md. A child generator of (seed, source) keeps every other draw of the plan unchanged."""
+        factor = self.params.dark_skin_melanoma_factor
+        if factor >= 1.0:
+            return
+        rng = np.random.default_rng((self.params.seed, 5, sum(map(ord, source))))
+        melanoma = set(MELANOMA.get(source, ("MEL",)))
+        light_benign = [i for i, (label, fst) in enumerate(zip(labels, types, strict=True))
+                        if fst <= 4 and label not in melanoma]
+        rng.shuffle(light_benign)
+        for i, (label, fst) in enumerate(zip(list(labels), types, strict=True)):
+            if fst >= 5 and label in melanoma and light_benign and rng.random() >= factor:
+                j = light_benign.pop()
+                labels[i], labels[j] = labels[j], labels[i]
+
     def images(self, source: str, n: int) -> list[DemoImage]:
         """n images of one source: patients (type, sex, age) -> lesions (site, label) -> images."""
         rng, params = self.rng, self.params
@@ -87,6 +107,8 @@ class SourcePlanner:
         patient_ids = self.ids("IP", len(sizes)) if source in ("isic2020", "archive") else [""] * len(sizes)
         n_lesions = len(sizes) if ham else n
         labels = self.labels(source, n_lesions)
+        patient_of = [p for p, k in enumerate(sizes) for _ in range(k)] if not ham else list(range(len(sizes)))
+        self.skew_melanoma_away_from_dark_skin(source, labels, [int(types[patient_of[i]]) for i in range(n_lesions)])
         if ham and not {"AK", "SCC"} & set(labels):  # plant the 2018 akiec -> 2019 AK/SCC split
             labels[next(i for i, label in enumerate(labels) if label != "MEL")] = "SCC"
         site_names = list(SITES)

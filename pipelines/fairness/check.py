@@ -45,4 +45,20 @@ def fairness_check(metrics: dict, params: FairnessParams) -> tuple[bool, dict]:
                     details["failures"].append(f"{where} not measurable and fail_when_unmeasurable is set")
             elif value > limit:
                 details["failures"].append(f"{where} = {value:.4f} > {limit}")
+        _check_auc_drop(scored[test_set], metrics, test_set, check, details)
     return not details["failures"], details
+
+
+def _check_auc_drop(scored: dict, metrics: dict, test_set: str, check, details: dict) -> None:  # noqa: ANN001
+    if check.max_auc_drop is None or check.reference_classifier is None:
+        return
+    reference = metrics.get(check.reference_classifier, {}).get(test_set, {}).get("auc")
+    value = scored.get("auc")
+    details["test_sets"][test_set]["auc_drop_vs_" + check.reference_classifier] = (
+        None if reference is None or value is None else reference - value)
+    if reference is None or value is None:
+        details["unmeasurable"].append(
+            f"{check.classifier} vs {check.reference_classifier} on {test_set}: AUC missing")
+    elif reference - value > check.max_auc_drop:
+        details["failures"].append(f"{check.classifier} on {test_set}: AUC {value:.4f} is {reference - value:.4f} "
+                                   f"below {check.reference_classifier}'s {reference:.4f} (> {check.max_auc_drop})")

@@ -35,6 +35,10 @@ class FairnessCheckParams(Strict):
     max_sensitivity_gap: float = Field(0.5, ge=0, le=1)
     max_auc_gap: float | None = Field(None, ge=0, le=1)  # real profile: 0.1
     max_equalized_odds: float | None = Field(None, ge=0, le=1)
+    # The checked classifier's AUC may not fall below this classifier's by more than `max_auc_drop` on any checked
+    # test set: augmentation with bad synthetic data (colour blobs) costs AUC, and this catches it.
+    reference_classifier: str | None = "baseline"
+    max_auc_drop: float | None = Field(None, ge=0, le=1)
     # Test sets the check looks at; None = every scored test set.
     test_sets: list[str] | None = None
     # A gap that cannot be measured (fewer than two groups with positives) fails the check when true.

@@ -23,6 +23,8 @@ from tqdm import tqdm
 from pipelines.atomic_files import atomic_path, write_json, write_parquet
 from pipelines.fairness.check import fairness_check
 from pipelines.fairness.document import Heading, Image, Paragraph, Table, to_html, to_markdown
+from pipelines.fairness.experiment import arm_metrics, experiment_table, run_experiment
+from pipelines.fairness.experiment_plot import plot_experiment
 from pipelines.fairness.metrics import GAP_NAMES, OVERALL, BootstrapSettings, score_groups, score_overall
 from pipelines.fairness.params import FairnessParams
 from pipelines.fairness.plots import plot_group_bars, plot_roc_by_skin_tone
@@ -47,6 +49,7 @@ OVERALL_METRICS = ("n", "positives", "auc", "accuracy", "sensitivity", "specific
 @dataclass(frozen=True)
 class FairnessReportOutputs:
     metrics: Path
+    experiment: Path  # experiment.json: arms, paired-bootstrap CIs, the headline (absent without arms)
     groups: Path
     groups_csv: Path
     gaps_csv: Path
@@ -59,7 +62,8 @@ class FairnessReportOutputs:
 
 def output_paths(out: Path) -> dict[str, Path]:
     out = Path(out)
-    return {"metrics": out / "metrics.json", "groups": out / "groups.parquet", "groups_csv": out / "groups.csv",
+    return {"metrics": out / "metrics.json", "experiment": out / "experiment.json", "groups": out / "groups.parquet",
+            "groups_csv": out / "groups.csv",
             "gaps_csv": out / "gaps.csv", "markdown": out / "report.md", "html": out / "report.html",
             "plots": out / "plots", "isic": out / "isic"}
 
@@ -79,6 +83,12 @@ def run_fairness_report(predictions: Path, validation_predictions: Path | None, 
 
     groups, gaps = score_all(table, classifiers, test_sets, thresholds, params)
     metrics = metrics_json(groups, gaps)
+    derived = {f"{base}_{group}" for base in params.split_by_skin_tone for group in SKIN_TONE_GROUPS}
+    experiment = run_experiment(table, {c: t.threshold for c, t in thresholds.items()},
+                                [t for t in test_sets if t not in derived], params.bootstrap_samples,
+                                params.confidence, params.seed)
+    if experiment:
+        metrics |= arm_metrics(metrics, experiment["arms"])
     passed, check_details = fairness_check(metrics, params)
 
     for folder in (paths["plots"], paths["isic"]):  # outputs of an earlier run must not linger
@@ -89,8 +99,14 @@ def run_fairness_report(predictions: Path, validation_predictions: Path | None, 
     _write_csv(gaps, paths["gaps_csv"])
     isic_files = export_isic(table, paths["isic"])
     plots = draw_plots(table, groups, classifiers, test_sets, thresholds, params, paths["plots"])
-    blocks = report_blocks(groups, gaps, classifiers, test_sets, skipped, thresholds, params, plots,
-                           (passed, check_details), paths["markdown"].parent)
+    experiment_plots = []
+    if experiment:
+        write_json(experiment, paths["experiment"])
+        experiment_plots = [plot_experiment(experiment, t, paths["plots"] / f"experiment__{t}.png")
+                            for t in experiment["test_sets"]]
+    blocks = experiment_blocks(experiment, experiment_plots, paths["markdown"].parent) + report_blocks(
+        groups, gaps, classifiers, test_sets, skipped, thresholds, params, plots, (passed, check_details),
+        paths["markdown"].parent)
     with atomic_path(paths["markdown"]) as temp:
         temp.write_text(to_markdown(blocks))
     with atomic_path(paths["html"]) as temp:
@@ -103,6 +119,9 @@ def run_fairness_report(predictions: Path, validation_predictions: Path | None, 
         "headline": {c: {t: {k: metrics[c][t].get(k) for k in ("auc", "sensitivity", "sensitivity_gap_skin_tone")}
                          for t in metrics[c]} for c in metrics},
         "check": {"passed": passed, **check_details},
+        "experiment_headline": experiment.get("headline") if experiment else None,
+        "table_iii_markdown": table_iii(groups, test_sets, classifiers).to_markdown(index=False),
+        "experiment_markdown": (to_markdown(experiment_blocks(experiment, [], out)[1:4]) if experiment else None),
         "plots": [p.relative_to(out).as_posix() for p in plots],
         "isic_csvs": len(isic_files),
         "bootstrap_samples": params.bootstrap_samples, "seed": params.seed,
@@ -209,6 +228,23 @@ def draw_plots(table: pd.DataFrame, groups: pd.DataFrame, classifiers: list[str]
                                            f"{test_set_name(test_set)}: ROC per skin-tone group",
                                            folder / f"{test_set}__roc_skin_tone.png"))
     return plots
+
+
+def experiment_blocks(experiment: dict, plots: list[Path], root: Path) -> list:
+    """The report's first section: the headline and, per test set, the arms side by side with paired CIs."""
+    if not experiment:
+        return []
+    blocks = [Heading("The experiment: does synthetic data make the classifier fairer?", 1),
+              Paragraph(experiment["headline"]),
+              Table(experiment_table(experiment, next(iter(experiment["test_sets"])))),
+              Paragraph(f"Arms: {experiment['arms']}. Values are means over {experiment['seeds']} seeds at each "
+                        f"seed's validation threshold; CIs: {experiment['bootstrap_samples']} paired bootstrap "
+                        "resamples of images (stratified by label within the group) and seeds. docs/experiment.md "
+                        "describes the design.")]
+    for test_set in list(experiment["test_sets"])[1:]:
+        blocks += [Heading(test_set_name(test_set), 3), Table(experiment_table(experiment, test_set))]
+    blocks += [Image(p.relative_to(root).as_posix(), p.stem) for p in plots]
+    return blocks
 
 
 def report_blocks(groups: pd.DataFrame, gaps: pd.DataFrame, classifiers: list[str], test_sets: list[str],

@@ -11,6 +11,35 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from training.sampling.params import SamplingParams
+
+
+class QualityParams(BaseModel):
+    """The `synthetic_quality` gate (pipelines/generation_report/quality.py): limits and how the audit is drawn.
+
+    Limits were set from the demo's measurements before the downstream experiment was run (docs/experiment.md):
+    good demo generators measure fid_ratio 13-18, skin-tone agreement ~0.8, label AUC ~0.7 (with label guidance
+    3); generators of colour blobs 44-76, 0.4-0.55 and 0.45-0.55.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_samples: int = Field(200, ge=2)  # audit samples per judged model (a multiple of held-out half A)
+    # How the audit samples; None = exactly as the synthetic_shards stage samples (sampler, steps, guidance).
+    sampling: SamplingParams | None = None
+    reference_steps: int = Field(250, ge=1)  # reference network: optimizer steps on real training images
+    reference_batch_size: int = Field(64, ge=2)
+    min_skin_pixels: int = Field(200, ge=1)  # as lesions.min_skin_pixels
+    max_fid_ratio: float = Field(30.0, gt=0)  # fid_heldout / fid_real_reference
+    min_skin_tone_agreement: float = Field(0.6, ge=0, le=1)  # also applied to the shards' samples
+    min_label_auc: float = Field(0.6, ge=0, le=1)
+    max_memorized_fraction: float = Field(0.2, ge=0, le=1)
+    seed: int = 0
+
+    def limits(self) -> dict[str, float]:
+        return {"max_fid_ratio": self.max_fid_ratio, "min_skin_tone_agreement": self.min_skin_tone_agreement,
+                "min_label_auc": self.min_label_auc, "max_memorized_fraction": self.max_memorized_fraction}
+
 
 class GenerationReportParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -19,7 +48,9 @@ class GenerationReportParams(BaseModel):
     # `classifier`: the project's joint classifier features (VAE encoder -> latent classifier backbone), works
     # offline; `inception_v3`: an Inception-v3 state dict from a local file (`inception_v3_path`), e.g. the
     # ISIC-fine-tuned one the paper uses; never downloaded.
-    feature_network: Literal["classifier", "inception_v3"] = "classifier"
+    # `reference`: the real-only reference network of the quality audit (reference_network.py), the default: it
+    # was not trained with the generator.
+    feature_network: Literal["reference", "classifier", "inception_v3"] = "reference"
     inception_v3_path: str | None = None
     real_split: Literal["train", "val", "test"] = "train"  # the real images compared against
     ms_ssim_pairs: int = Field(200, ge=1)  # random same-class pairs per class (real profile: 1000)
@@ -28,6 +59,7 @@ class GenerationReportParams(BaseModel):
     grid_columns: int = Field(6, ge=1)  # images per row of the sample grid (Fig. 2)
     batch_size: int = Field(64, ge=1)  # images per feature-network forward
     seed: int = 0
+    quality: QualityParams = QualityParams()
     out: str = "generation_report"
 
     @model_validator(mode="after")

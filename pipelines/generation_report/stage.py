@@ -30,6 +30,8 @@ from pipelines.generation_report.ms_ssim import ms_ssim_settings, pair_ms_ssim, 
 from pipelines.generation_report.params import GenerationReportParams
 from pipelines.generation_report.plots import LABEL_NAMES, ROWS, distributions, sample_grid
 from pipelines.generation_report.precision_recall import precision_recall
+from pipelines.generation_report.reference_network import NAME as REFERENCE_NAME
+from pipelines.generation_report.synthetic_quality import JudgedModel, run_synthetic_quality
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class GenerationReportOutputs:
     report: Path  # report.json: every number (DVC metrics)
+    quality: Path  # quality.json: the synthetic_quality audit and gate (DVC metrics)
     fid_table: Path  # fid.csv: group, requested, n_synthetic, n_real, fid (DVC plots)
     sample_grid: Path
     distributions: Path
@@ -44,13 +47,18 @@ class GenerationReportOutputs:
 
 
 def output_paths(out_dir: Path) -> dict[str, Path]:
-    return {"report": out_dir / "report.json", "fid_table": out_dir / "fid.csv",
+    return {"report": out_dir / "report.json", "quality": out_dir / "quality.json", "fid_table": out_dir / "fid.csv",
             "sample_grid": out_dir / "sample_grid.png", "distributions": out_dir / "distributions.png"}
 
 
 def feature_network_for(params: GenerationReportParams, classifier_features: nn.Module | None,
-                        classifier_name: str | None) -> tuple[nn.Module, str]:
+                        classifier_name: str | None, reference: nn.Module | None = None) -> tuple[nn.Module, str]:
     """The configured network and the name the report gives it."""
+    if params.feature_network == "reference":
+        if reference is None:
+            raise ValueError("generation_report.feature_network 'reference' needs the quality audit's reference "
+                             "network (pass models to judge)")
+        return reference, REFERENCE_NAME
     if params.feature_network == "inception_v3":
         path = Path(params.inception_v3_path)
         return inception_v3_from_file(path), f"inception_v3 ({path.name}, sha256 {file_digest(path)})"
@@ -69,14 +77,19 @@ def group_masks(attributes: pd.DataFrame) -> dict[str, np.ndarray]:
 
 def run_generation_report(params: GenerationReportParams, lesions_path: Path, data_root: Path, shards: Path,
                           out_dir: Path, classifier_features: nn.Module | None = None,
-                          classifier_name: str | None = None,
-                          device: torch.device | str = "cpu") -> GenerationReportOutputs:
-    network, network_name = feature_network_for(params, classifier_features, classifier_name)
-    network = network.to(device)
+                          classifier_name: str | None = None, models: dict[str, JudgedModel] | None = None,
+                          roundtrip=None, device: torch.device | str = "cpu") -> GenerationReportOutputs:  # noqa: ANN001
+    """`models`: the generators to audit (quality.json; the gate reads `class_n_diff`); None skips the audit."""
     synthetic = synthetic_image_set(shards)
     if len(synthetic) == 0:
         raise ValueError(f"{shards}: no synthetic samples to report on")
     side = synthetic.load([0]).shape[1]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    quality = (run_synthetic_quality(params.quality, pd.read_parquet(lesions_path), data_root, side, synthetic,
+                                     models, out_dir, roundtrip) if models else None)
+    reference = quality.pop("_network") if quality else None
+    network, network_name = feature_network_for(params, classifier_features, classifier_name, reference)
+    network = network.to(device)
     real = real_image_set(pd.read_parquet(lesions_path), data_root, params.real_split, side)
     features = {s.name: extract_features(network, tqdm(s.batches(range(len(s)), params.batch_size),
                                                        total=math.ceil(len(s) / params.batch_size),
@@ -118,6 +131,9 @@ def run_generation_report(params: GenerationReportParams, lesions_path: Path, da
         "precision_recall_k": params.k,
         "fid_markdown": table.to_markdown(index=False),
     }
+    if quality is not None:
+        summary["quality"] = {k: v for k, v in quality.items() if k != "comparison_markdown"}
+        summary["quality_markdown"] = quality["comparison_markdown"]
     write_json(summary, paths["report"])
     log.info("generation report (%s): FID all %s", network_name, groups["all"]["fid"])
     return GenerationReportOutputs(summary=summary, **paths)

@@ -60,6 +60,10 @@ class TrainParams(BaseModel):
     gamma_max: float | None = Field(None, ge=0, le=1)
     classifier_start: int | None = Field(None, ge=0)
     classifier_update_every: int | None = Field(None, ge=1)
+    # The classifier sees the DiT's x̂0 only at t <= this (other samples of an x̂0 micro-batch show it z0): at
+    # larger t, x̂0 is noise amplified by 1/√ᾱ_t and its gradient wrecks the DiT (training/class_n_diff/step.py).
+    # At t = 300, 1/√ᾱ_t ≈ 1.6. None = every t (the paper's text).
+    x0_hat_max_t: int | None = Field(300, ge=0)
     # latent classifier
     classifier_backbone: str = "resnet10t"  # real profile resnet101 (paper §III-A); a 4.9M-param ResNet for the demo
     classifier_pretrained_file: str | None = None

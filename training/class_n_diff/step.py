@@ -11,6 +11,11 @@ one-reverse-step-on-z0). A gate drawn with probability γ (one draw per micro-ba
 One backward pass does both: the classifier's parameters get ∇L_cls; the gradient that flows back through
 x̂0 into the DiT is scaled to λ·∇ by `scale_gradient`, so the DiT sees exactly ∇(L_diff + λ L_cls(x̂0)).
 
+`x0_hat_max_t` (a departure from the paper's text, in the direction of the authors' code, whose classifier
+sees a one-step-denoised z0): within a micro-batch the gate gave to x̂0, samples with t above it show the
+classifier z0 instead. Without it, the classifier gradient reaches the DiT multiplied by √(1-ᾱ_t)/√ᾱ_t (≈156
+at t = 999), and on the demo joint training wrecks the generator (docs/experiment.md, "Class-N-Diff vs DiT").
+
 The classifier's BatchNorm running statistics are updated by clean latents only: x̂0 at large t is far from
 the latent distribution (the 1/√ᾱ_t of x̂0 reaches ≈156 at t = 999), and letting it into the running
 variance makes the evaluated classifier (eval-mode BN) collapse to one class.
@@ -97,7 +102,7 @@ class StepNoise:
 def joint_step(dit: nn.Module, classifier: nn.Module | None, schedule: DiffusionSchedule, z0: torch.Tensor,
                conditions: Mapping[str, torch.Tensor], draws: StepNoise, *, gamma: float, lam: float,
                dit_scale: float = 1.0, classifier_scale: float = 1.0,
-               generator: torch.Generator | None = None) -> StepResult:
+               generator: torch.Generator | None = None, x0_hat_max_t: int | None = None) -> StepResult:
     """Losses of one micro-batch. `dit_scale` / `classifier_scale` divide the two gradients for accumulation
     (1/grad_accum and 1/(grad_accum · classifier_update_every)); `generator` drives the CFG dropout."""
     t = draws.t.to(z0.device)
@@ -112,6 +117,8 @@ def joint_step(dit: nn.Module, classifier: nn.Module | None, schedule: Diffusion
         used = draws.gate_u < gamma
         if used:
             x0_hat = schedule.predict_x0(z_t.float(), diff.eps_hat, t)
+            if x0_hat_max_t is not None:  # above it x̂0 is noise amplified by 1/√ᾱ_t: those samples show z0
+                x0_hat = torch.where((t <= x0_hat_max_t).view(-1, *[1] * (z0.dim() - 1)), x0_hat, z0.float())
             # backward weighs L_cls by classifier_scale; rescale what reaches the DiT to λ·dit_scale·∇
             with frozen_running_stats(classifier):
                 logits = classifier(scale_gradient(x0_hat, lam * dit_scale / classifier_scale))

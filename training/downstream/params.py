@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Fields that change how a run executes, not what it computes: a run resumes across changes of these.
 EXECUTION_FIELDS = ("eval_batch_size", "checkpoint_every", "keep_checkpoints", "num_workers", "cache_images", "device",
-                    "torch_threads")
+                    "torch_threads", "parallel_runs", "seeds", "arms")
 
 
 class DownstreamParams(BaseModel):
@@ -40,7 +40,16 @@ class DownstreamParams(BaseModel):
     eval_every: int = Field(25, ge=1)  # steps between validation-AUC evaluations
     patience: int = Field(4, ge=1)  # evaluations without a val-AUC gain > min_delta before stopping
     min_delta: float = Field(0.0, ge=0)
-    seed: int = 0  # weights init, data order and augmentations; the same for baseline and augmented
+    seed: int = 0  # weights init, data order and augmentations; the same for every arm (used when `seeds` is None)
+    # The experiment (docs/experiment.md): every arm is trained once per seed with the same budget. With more than
+    # one seed the classifiers are named `<arm>_s<seed>` and the fairness report adds each arm's seed mean.
+    seeds: list[int] | None = None
+    # baseline: real images only; oversampled: real only, the plan's under-represented cells oversampled (drawn
+    # again at random) to the counts the generation plan targets; augmented: real + synthetic.
+    arms: list[Literal["baseline", "oversampled", "augmented"]] = Field(
+        default_factory=lambda: ["baseline", "oversampled", "augmented"])
+    # Classifiers trained at once, each in its own process with `torch_threads` threads (1 = in this process).
+    parallel_runs: int = Field(1, ge=1)
     # How synthetic images join the augmented classifier's batches:
     #   "pooled": all synthetic samples are added to the real training set and batches are drawn from the union
     #             (each batch is synthetic in the proportion of the pool);
@@ -79,6 +88,9 @@ class DownstreamParams(BaseModel):
             raise ValueError(f"synthetic_fraction {self.synthetic_fraction} x batch_size {self.batch_size} gives "
                              f"{synthetic} synthetic images per batch; expected at least one real and one synthetic")
         return self
+
+    def seed_list(self) -> list[int]:
+        return list(self.seeds) if self.seeds else [self.seed]
 
     def synthetic_per_batch(self) -> int:
         return round(self.synthetic_fraction * self.batch_size)
