@@ -1,5 +1,6 @@
 """The UI as a person uses it: `dagster dev`, a materialization launched through GraphQL, the asset
-graph page in headless Chromium (screenshot kept under test-artifacts/)."""
+graph page and the fairness_report asset page (experiment headline, Table III, figures) in headless Chromium
+(screenshots kept under test-artifacts/)."""
 
 from __future__ import annotations
 
@@ -89,3 +90,49 @@ def test_asset_graph_page_renders_in_chromium(server: DagsterDev, tmp_path: Path
     missing = [name for name in INGESTION if name not in dom]
     assert not missing, f"the ingestion graph page lacks {missing}; screenshot in {ARTIFACTS}"
     assert screenshot.stat().st_size > 10_000
+
+
+def _write_predictions(project: Path) -> None:
+    """Predictions where each classifier stage writes them (two arms, the joint and diffusion classifiers), so that
+    `fairness_report` can be materialized alone: `augmented` under-detects FST V-VI malignant lesions."""
+    import pandas as pd
+
+    from tests.test_fairness_report import synthetic_predictions
+
+    names = {"downstream_classifiers": {"fair": "baseline", "unfair": "augmented"},
+             "joint_classifier": {"fair": "class_n_diff"},
+             "diffusion_classifier_report": {"fair": "diffusion_classifier"}}
+    for folder, rename in names.items():
+        for file, frame in (("predictions", pd.concat([synthetic_predictions("isic_test", 40, 1),
+                                                       synthetic_predictions("ddi", 30, 2)])),
+                            ("validation_predictions", synthetic_predictions("isic_val", 30, 3))):
+            out = project / "data" / folder / f"{file}.parquet"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            frame[frame["classifier"].isin(rename)].replace({"classifier": rename}).to_parquet(out, index=False)
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None and os.environ.get("CI") != "true",
+                    reason="Debian's chromium is installed by `make test` where the user may (root + apt-get)")
+def test_fairness_report_page_shows_the_experiment_and_table(server: DagsterDev, tmp_path: Path):
+    name, location = server.repository
+    _write_predictions(server.project)
+    launched = server.graphql(
+        "mutation($p: ExecutionParams!) { launchPipelineExecution(executionParams: $p) { __typename "
+        "... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }",
+        {"p": {"selector": {"repositoryLocationName": location, "repositoryName": name, "pipelineName": "__ASSET_JOB",
+                            "assetSelection": [{"path": ["fairness_report"]}]}, "mode": "default"}}
+    )["launchPipelineExecution"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    deadline, status = time.monotonic() + 300, None
+    while time.monotonic() < deadline:
+        status = server.graphql("query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",
+                                {"id": launched["run"]["runId"]})["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(2)
+    # `augmented` fails the blocking fairness check (the run fails), after fairness_report itself materialized
+    assert status == "FAILURE"
+    dom, screenshot = chromium(f"{server.url}/assets/fairness_report", tmp_path / "fairness")
+    shutil.copy(screenshot, ARTIFACTS / "fairness-report-asset.png")
+    for text in ("experiment_headline", "On ddi FST V-VI", "table_iii_markdown", "experiment__ddi"):
+        assert text in dom, f"the fairness_report asset page lacks {text!r}; screenshot in {ARTIFACTS}"
