@@ -18,7 +18,7 @@ from dagster import (
 from assets.code_versions import code_version
 from assets.pipeline_resource import PipelineResource
 from assets.stage_asset import data_version, stage_asset, stage_check, summary_metadata
-from pipelines.stages import STAGES
+from pipelines.stages import STAGES, training_folders
 
 vae = stage_asset(
     "vae", group="latents", deps=["lesions"], folders=["pipelines/vae", "training/vae"],
@@ -60,10 +60,7 @@ def class_n_diff_models(context, pipeline: PipelineResource):  # noqa: ANN001 (d
         for name in selected:
             STAGES[name].run(params)
     for name in selected:
-        report = params.path(params.class_n_diff.report_out if name == "class_n_diff_model"
-                             else params.class_n_diff.baseline_report_out)
-        run_dir = params.path(params.class_n_diff.out if name == "class_n_diff_model" else
-                              params.class_n_diff.baseline_out)
+        run_dir, report = training_folders(params, name)
         summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
         yield MaterializeResult(asset_key=name, data_version=data_version(pipeline.commit(name)),
                                 metadata=summary_metadata(summary, [report / "loss_curve.png",

@@ -89,13 +89,21 @@ def check_latent_shards(params: Params) -> ValidationReport:
                        params.path(params.latent_shards.out), params.latent_shards.checks)
 
 
+def training_folders(params: Params, stage: str) -> tuple[Path, Path]:
+    """(run folder, report folder) of the `class_n_diff_model` or `dit_baseline` stage."""
+    config = params.class_n_diff
+    if stage == "dit_baseline":
+        return params.path(config.baseline_out), params.path(config.baseline_report_out)
+    return params.path(config.out), params.path(config.report_out)
+
+
 def _train(params: Params, baseline: bool) -> Any:
     from pipelines.class_n_diff.stage import run_class_n_diff, run_dit_baseline
 
     config = params.class_n_diff
     run = run_dit_baseline if baseline else run_class_n_diff
-    return run(_shards(params), params.path(config.baseline_out if baseline else config.out),
-               params.path(config.baseline_report_out if baseline else config.report_out), config.train,
+    return run(_shards(params), *training_folders(params, "dit_baseline" if baseline else "class_n_diff_model"),
+               config.train,
                codec_spec=params.path(params.vae.out) / "codec.json",
                train_split=config.train_split, val_split=config.val_split)
 
@@ -132,6 +140,7 @@ def run_synthetic_shards(params: Params) -> Any:
 
 
 def run_generation_report(params: Params) -> Any:
+    from pipelines.generation_report.audit import codec_roundtrip
     from pipelines.generation_report.feature_networks import ClassifierFeatures
     from pipelines.generation_report.stage import run_generation_report as run
     from pipelines.generation_report.synthetic_quality import JudgedModel
@@ -156,24 +165,6 @@ def run_generation_report(params: Params) -> Any:
                classifier_features=features, classifier_name="class_n_diff latent classifier (offline)",
                models=models, roundtrip=codec_roundtrip(codec))
 
-
-def codec_roundtrip(codec):  # noqa: ANN001, ANN201  (a training.vae codec)
-    """uint8 (N, S, S, 3) images -> the codec's reconstructions (encode the posterior mean, decode)."""
-    import numpy as np
-    import torch
-
-    from pipelines.synthetic_shards.shard_files import image_to_uint8
-
-    def roundtrip(images: np.ndarray) -> np.ndarray:
-        out = []
-        for start in range(0, len(images), 64):
-            x = torch.from_numpy(np.ascontiguousarray(images[start:start + 64])).permute(0, 3, 1, 2)
-            with torch.no_grad():
-                decoded = codec.decode(codec.encode(x.float().div(127.5).sub(1.0))[0]).float().numpy()
-            out += [image_to_uint8(image) for image in decoded]
-        return np.stack(out)
-
-    return roundtrip
 
 
 def check_generation_report(params: Params) -> ValidationReport:

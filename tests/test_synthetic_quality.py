@@ -50,7 +50,7 @@ def audit(real_data, tmp_path, monkeypatch, draw) -> dict:
                                   enumerate(asked.itertuples(index=False))]))
     params = QualityParams(min_samples=60, reference_steps=150, reference_batch_size=32)
     return run_synthetic_quality(params, lesions, root, SIDE, None, {"class_n_diff": JudgedModel(None, None)},
-                                 tmp_path)
+                                 tmp_path).report
 
 
 def test_a_generator_that_draws_what_it_is_asked_passes(real_data, tmp_path, monkeypatch):

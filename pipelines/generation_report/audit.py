@@ -42,3 +42,17 @@ def draw_audit_samples(model: torch.nn.Module, decode: Callable[[torch.Tensor], 
             decoded = decode(latents).detach().float().cpu().numpy()
         images += [image_to_uint8(image) for image in decoded]
     return np.stack(images)
+
+
+def codec_roundtrip(codec):  # noqa: ANN001, ANN201  (a training.vae codec)
+    """uint8 (N, S, S, 3) images -> the codec's reconstructions (encode the posterior mean, decode)."""
+    def roundtrip(images: np.ndarray) -> np.ndarray:
+        out = []
+        for start in range(0, len(images), 64):
+            x = torch.from_numpy(np.ascontiguousarray(images[start:start + 64])).permute(0, 3, 1, 2)
+            with torch.no_grad():
+                decoded = codec.decode(codec.encode(x.float().div(127.5).sub(1.0))[0]).float().numpy()
+            out += [image_to_uint8(image) for image in decoded]
+        return np.stack(out)
+
+    return roundtrip

@@ -26,8 +26,6 @@ import torch
 from PIL import Image
 
 from pipelines.generation_report.fid import fid
-
-__all__ = ["fid"]
 from pipelines.skin_tone.ita import measure_skin_tone
 
 MEMORIZATION_PERCENTILE = 5.0
@@ -69,12 +67,6 @@ def skin_tone_agreement(images: np.ndarray, asked: np.ndarray, min_pixels: int) 
     measured = measured_groups(images, min_pixels)
     confusion = {a: {m: int(((asked == a) & (measured == m)).sum()) for m in GROUPS} for a in GROUPS[:3]}
     return (float((measured == asked).mean()) if len(asked) else float("nan")), confusion
-
-
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(labels, scores)) if len(set(labels.tolist())) == 2 else float("nan")
 
 
 def nearest_distances(queries: torch.Tensor, reference: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

@@ -85,12 +85,13 @@ def run_generation_report(params: GenerationReportParams, lesions_path: Path, da
         raise ValueError(f"{shards}: no synthetic samples to report on")
     side = synthetic.load([0]).shape[1]
     out_dir.mkdir(parents=True, exist_ok=True)
-    quality = (run_synthetic_quality(params.quality, pd.read_parquet(lesions_path), data_root, side, synthetic,
-                                     models, out_dir, roundtrip) if models else None)
-    reference = quality.pop("_network") if quality else None
-    network, network_name = feature_network_for(params, classifier_features, classifier_name, reference)
+    lesions = pd.read_parquet(lesions_path)
+    audit = (run_synthetic_quality(params.quality, lesions, data_root, side, synthetic, models, out_dir, roundtrip)
+             if models else None)
+    network, network_name = feature_network_for(params, classifier_features, classifier_name,
+                                                 audit.network if audit else None)
     network = network.to(device)
-    real = real_image_set(pd.read_parquet(lesions_path), data_root, params.real_split, side)
+    real = real_image_set(lesions, data_root, params.real_split, side)
     features = {s.name: extract_features(network, tqdm(s.batches(range(len(s)), params.batch_size),
                                                        total=math.ceil(len(s) / params.batch_size),
                                                        desc=f"{s.name} features"), device)
@@ -131,9 +132,9 @@ def run_generation_report(params: GenerationReportParams, lesions_path: Path, da
         "precision_recall_k": params.k,
         "fid_markdown": table.to_markdown(index=False),
     }
-    if quality is not None:
-        summary["quality"] = {k: v for k, v in quality.items() if k != "comparison_markdown"}
-        summary["quality_markdown"] = quality["comparison_markdown"]
+    if audit is not None:
+        summary["quality"] = {k: v for k, v in audit.report.items() if k != "comparison_markdown"}
+        summary["quality_markdown"] = audit.report["comparison_markdown"]
     write_json(summary, paths["report"])
     log.info("generation report (%s): FID all %s", network_name, groups["all"]["fid"])
     return GenerationReportOutputs(summary=summary, **paths)

@@ -22,11 +22,12 @@ import torch
 from pipelines.atomic_files import write_json
 from pipelines.generation_report import quality as q
 from pipelines.generation_report.audit import draw_audit_samples
-from pipelines.generation_report.fid import extract_features
+from pipelines.generation_report.fid import extract_features, fid
 from pipelines.generation_report.images import ImageSet, real_image_set
 from pipelines.generation_report.params import QualityParams
 from pipelines.generation_report.quality_plots import closest_pairs, grid_by_cell
 from pipelines.generation_report.reference_network import NAME, ReferenceTraining, train_reference_network
+from training.downstream.evaluate import roc_auc
 from training.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -43,13 +44,19 @@ class JudgedModel:
     decode: Callable[[torch.Tensor], torch.Tensor]  # scaled latents -> images in [-1, 1]
 
 
+@dataclass(frozen=True)
+class QualityAudit:
+    report: dict  # what quality.json holds
+    network: torch.nn.Module  # the real-only reference network, reused as the report's feature network
+
+
 def load_all(images: ImageSet) -> np.ndarray:
     return images.load(range(len(images)))
 
 
 def run_synthetic_quality(params: QualityParams, lesions: pd.DataFrame, data_root: Path, side: int,
                           shards: ImageSet | None, models: dict[str, JudgedModel], out_dir: Path,
-                          roundtrip: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
+                          roundtrip: Callable[[np.ndarray], np.ndarray] | None = None) -> QualityAudit:
     """`roundtrip`: uint8 images -> the codec's reconstructions; gives `fid_codec_floor`, the FID of held-out half A
     encoded and decoded by the VAE against half B: no generator decoding through this codec can do better."""
     train_set = real_image_set(lesions, data_root, "train", side)
@@ -69,7 +76,7 @@ def run_synthetic_quality(params: QualityParams, lesions: pd.DataFrame, data_roo
                                               params.min_skin_pixels)
     report = {
         "reference_network": NAME,
-        "reference_auc_heldout": q.roc_auc(heldout_attributes["label"].to_numpy(),
+        "reference_auc_heldout": roc_auc(heldout_attributes["label"].to_numpy(),
                                            network.malignant_probability(heldout_images)),
         "skin_tone_agreement_real_heldout": real_agreement,
         "n_train": len(train_images), "n_heldout": len(heldout_images), "limits": params.limits(), "models": {},
@@ -86,14 +93,14 @@ def run_synthetic_quality(params: QualityParams, lesions: pd.DataFrame, data_roo
         agreement, confusion = q.skin_tone_agreement(shard_images, shards.attributes["skin_tone_group"].to_numpy(),
                                                      params.min_skin_pixels)
         report["shards"] = {"n": len(shard_images), "skin_tone_agreement": agreement, "confusion": confusion,
-                            "label_auc": q.roc_auc(shards.attributes["label"].to_numpy(),
+                            "label_auc": roc_auc(shards.attributes["label"].to_numpy(),
                                                    network.malignant_probability(shard_images))}
     if roundtrip is not None:
         reconstructed = roundtrip(heldout_images)
         floor = _features(network, reconstructed[halves.a])
-        report["fid_codec_floor"] = q.fid(floor, features["heldout"][halves.b])
+        report["fid_codec_floor"] = fid(floor, features["heldout"][halves.b])
         # the label signal that survives the codec: the ceiling of label_auc for any generator decoding through it
-        report["reference_auc_codec_roundtrip"] = q.roc_auc(heldout_attributes["label"].to_numpy(),
+        report["reference_auc_codec_roundtrip"] = roc_auc(heldout_attributes["label"].to_numpy(),
                                                             network.malignant_probability(reconstructed))
     gated = report["models"].get(GATED, {})
     report |= {k: gated.get(k) for k in ("fid_heldout", "fid_real_reference", "fid_ratio", "skin_tone_agreement",
@@ -104,7 +111,7 @@ def run_synthetic_quality(params: QualityParams, lesions: pd.DataFrame, data_roo
     report["comparison_markdown"] = comparison_table(report)
     write_json(report, out_dir / "quality.json")
     log.info("synthetic quality: %s", "passed" if verdict.success else "FAILED " + "; ".join(report["failures"]))
-    return report | {"_network": network}  # the caller may reuse the reference network (not written to JSON)
+    return QualityAudit(report, network)
 
 
 def _features(network: torch.nn.Module, images: np.ndarray) -> torch.Tensor:
@@ -123,7 +130,7 @@ def _judge(network, judged: JudgedModel, images: np.ndarray, asked: pd.DataFrame
                           out_dir / f"{name}_closest_pairs.png", memo["threshold"])
     return {**q.fid_scores(synthetic, features["heldout"], halves),
             "skin_tone_agreement": agreement, "skin_tone_confusion": confusion,
-            "label_auc": q.roc_auc(asked_label, network.malignant_probability(images)),
+            "label_auc": roc_auc(asked_label, network.malignant_probability(images)),
             "memorized_fraction": memo["memorized_fraction"], "memorization_threshold": memo["threshold"],
             "median_nn_distance_synthetic": memo["median_nn_distance_synthetic"],
             "median_nn_distance_heldout": memo["median_nn_distance_heldout"],
