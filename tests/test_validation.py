@@ -34,6 +34,7 @@ def test_each_defect_fails_its_expectation_with_rows(table):
     lesions, root = table
     bad = lesions.copy()
     bad.loc[1, "isic_id"] = bad.loc[0, "isic_id"]  # duplicate id
+    bad.loc[1, "split"] = bad.loc[0, "split"]  # same id = same group: else it is also a group in two splits
     bad.loc[2, "diagnosis"] = "MELANOMA"  # not a normalised code
     (root / bad.loc[3, "image_path"]).unlink()  # image file gone
     bad.loc[4, "patient_id"] = "IP_X"
