@@ -370,3 +370,18 @@ def test_params_reject_bad_values():
         DemoDataParams(fitzpatrick_weights=(1, 0, 0, 0, 0, -1))
     with pytest.raises(ValueError, match="image_sizes"):
         DemoDataParams(image_sizes={"isic2016": (64, 48)})
+
+
+def test_ddi_melanoma_share_sets_which_malignant_rows_look_malignant():
+    from pipelines.demo_data.layouts import DDI_MALIGNANT
+    from pipelines.demo_data.params import DemoDataParams
+    from pipelines.demo_data.source_images import SourcePlanner
+
+    def counts(share: float) -> tuple[int, int]:
+        images = SourcePlanner(DemoDataParams(n_ddi=60, ddi_malignant_rate=0.4, ddi_melanoma_share=share)).ddi()
+        malignant = [im for im in images if im.detail in DDI_MALIGNANT]
+        return len(malignant), sum(im.melanoma for im in malignant)
+
+    assert counts(0.5) == (24, 12)  # 8 malignant per skin-tone group, half of them melanomas (rendered atypical)
+    assert counts(1.0) == (24, 24)  # every malignant row is a melanoma: all carry the renderer's malignant cues
+    assert counts(0.0) == (24, 0)

@@ -179,6 +179,28 @@ def test_youden_threshold_brute_force_and_fallbacks():
     assert threshold_for(labels, scores, "fixed", 0.3).threshold == 0.3
 
 
+
+def test_specificity_threshold_hand_example_and_brute_force():
+    # benign 0.1 0.2 0.3 0.4 0.5: specificity 0.8 needs 4 benign below t -> t = the lowest score above 0.4
+    labels = np.array([0, 0, 0, 0, 0, 1, 1, 1])
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.45, 0.6, 0.9])
+    choice = threshold_for(labels, scores, "specificity", target_specificity=0.8)
+    assert (choice.threshold, choice.rule) == (0.45, "specificity")
+    assert "sensitivity 1.0000" in choice.note  # 0.45, 0.6, 0.9 >= t
+    # Specificity 1 needs t above every benign score, even when the top score is benign.
+    assert threshold_for(labels, scores, "specificity", target_specificity=0.99).threshold == 0.6
+    assert threshold_for(np.array([1, 0]), np.array([0.2, 0.7]), "specificity",
+                         target_specificity=0.9).threshold > 0.7
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 2, 300)
+    scores = np.round(rng.random(300), 2)
+    for target in (0.5, 0.8, 0.95):
+        benign = scores[labels == 0]
+        lowest = min(t for t in np.unique(scores) if (benign < t).mean() >= target - 1e-12)
+        assert threshold_for(labels, scores, "specificity", target_specificity=target).threshold == lowest
+    assert threshold_for(np.ones(4, dtype=int), rng.random(4), "specificity").rule == "fallback"
+
+
 def test_age_bands():
     assert age_band_labels([30, 45, 60, 75]) == ["<30", "30-44", "45-59", "60-74", "75+"]
     ages = pd.Series([np.nan, 0, 29, 30, 44, 45, 74, 75, 90])

@@ -53,6 +53,10 @@ class DemoDataParams(BaseModel):
     fitzpatrick_weights: tuple[float, float, float, float, float, float] = ISIC_FITZPATRICK_WEIGHTS
     archive_fitzpatrick_weights: tuple[float, float, float, float, float, float] = ARCHIVE_FITZPATRICK_WEIGHTS
     ddi_malignant_rate: float = Field(0.26, ge=0.0, le=1.0)  # DDI: 170 of 653 rows malignant (DATA.md §3.1)
+    # Share of DDI's malignant rows that are melanomas (the rest BCC, SCC in situ, mycosis fungoides). The demo
+    # renderer draws one malignant appearance, a melanoma's: the other malignant rows look benign, so a melanoma
+    # classifier cannot find them and they cap its DDI sensitivity near this share.
+    ddi_melanoma_share: float = Field(0.5, ge=0.0, le=1.0)
     jpeg_quality: int = Field(90, ge=50, le=100)
     image_sizes: dict[str, tuple[int, int]] = Field(default_factory=lambda: dict(DEFAULT_IMAGE_SIZES))
 

@@ -160,7 +160,7 @@ class SourcePlanner:
         rng, params = self.rng, self.params
         per_tone = max(2, params.n_ddi // 3)
         n_malignant = round(params.ddi_malignant_rate * per_tone)
-        n_melanoma = (n_malignant + 1) // 2
+        n_melanoma = round(params.ddi_melanoma_share * n_malignant + 1e-9)
         planned = []
         for types in ((1, 2), (3, 4), (5, 6)):
             for j in range(per_tone):

@@ -56,9 +56,11 @@ class FairnessParams(Strict):
     confidence: float = Field(0.95, gt=0, lt=1)
     seed: int = 0
     # Decision threshold from the validation predictions: "youden" (max sensitivity + specificity - 1,
-    # ties -> the lower threshold; 0.5 when validation lacks a class) or "fixed" (= fixed_threshold).
-    threshold_rule: Literal["youden", "fixed"] = "youden"
+    # ties -> the lower threshold; 0.5 when validation lacks a class), "specificity" (the lowest threshold at
+    # which validation specificity reaches target_specificity) or "fixed" (= fixed_threshold).
+    threshold_rule: Literal["youden", "specificity", "fixed"] = "youden"
     fixed_threshold: float = Field(0.5, ge=0, le=1)
+    target_specificity: float = Field(0.8, gt=0, lt=1)
     # Groups smaller than this take no part in the gaps (they are still listed). Real profile: 30.
     min_group_size: int = Field(1, ge=1)
     # Test sets expected in the report, in row order; any other test set found in the predictions is

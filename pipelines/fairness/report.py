@@ -37,7 +37,7 @@ from pipelines.fairness.predictions import (
 )
 from pipelines.fairness.subgroups import SKIN_TONE_GROUPS, SUBGROUP_ATTRIBUTES, add_age_band, group_order
 from pipelines.fairness.tables import attribute_gap_table, gap_table, group_table, table_iii, test_set_name
-from pipelines.fairness.threshold import YOUDEN_RULE, ThresholdChoice, threshold_for
+from pipelines.fairness.threshold import ThresholdChoice, rule_text, threshold_for
 
 __all__ = ["FairnessReportOutputs", "fairness_check", "output_paths", "run_fairness_report"]
 
@@ -150,13 +150,14 @@ def choose_thresholds(validation: pd.DataFrame | None, classifiers: list[str], p
     chosen = {}
     for classifier in classifiers:
         rows = validation[validation["classifier"] == classifier] if validation is not None else None
-        if params.threshold_rule == "youden" and (rows is None or rows.empty):
+        if params.threshold_rule != "fixed" and (rows is None or rows.empty):
             log.warning("%s: no validation predictions; threshold 0.5", classifier)
             chosen[classifier] = ThresholdChoice(0.5, "fallback", "no validation predictions: threshold 0.5")
             continue
         labels = rows["label"].to_numpy() if rows is not None else []
         scores = rows["score"].to_numpy() if rows is not None else []
-        chosen[classifier] = threshold_for(labels, scores, params.threshold_rule, params.fixed_threshold)
+        chosen[classifier] = threshold_for(labels, scores, params.threshold_rule, params.fixed_threshold,
+                                           params.target_specificity)
     return chosen
 
 
@@ -253,10 +254,11 @@ def report_blocks(groups: pd.DataFrame, gaps: pd.DataFrame, classifiers: list[st
     passed, details = check
     derived = {f"{base}_{group}" for base in params.split_by_skin_tone for group in SKIN_TONE_GROUPS}
     parents = [t for t in test_sets if t not in derived]  # a per-skin-tone subset has no skin-tone gap
+    rule = rule_text(params.threshold_rule, params.fixed_threshold, params.target_specificity)
     blocks = [
         Heading("Fairness report", 1),
         Paragraph(f"Classifiers: {', '.join(classifiers)}. Decision threshold per classifier, chosen on its "
-                  f"validation predictions ({YOUDEN_RULE if params.threshold_rule == 'youden' else 'fixed'}): "
+                  f"validation predictions ({rule}): "
                   + "; ".join(f"{c} {t.threshold:.4f} ({t.note})" for c, t in thresholds.items()) + "."),
         Heading("Accuracy, AUC and sensitivity per test set (Table III layout)"),
         Table(table_iii(groups, test_sets, classifiers)),

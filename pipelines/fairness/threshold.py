@@ -5,6 +5,12 @@ validation scores; t maximises Youden's J = sensitivity + specificity - 1 on val
 the lowest such t (in screening a missed melanoma costs more than a biopsy). J is compared in exact
 integer arithmetic (J * P * N), so rounding never breaks a tie. With an empty validation set or one
 that has a single class, sensitivity or specificity is undefined and t = 0.5 (the fallback).
+
+Rule ("specificity"): the lowest t at which validation specificity reaches a target (e.g. 0.8). It rests on
+the benign scores alone, so with few malignant validation lesions it moves far less from one training seed
+to the next than Youden's t does, and every classifier works at the same false-positive rate: its
+sensitivities are then comparable (sensitivity at fixed specificity, a usual way to compare dermatology
+classifiers).
 """
 
 from __future__ import annotations
@@ -49,14 +55,54 @@ def youden_choice(labels: np.ndarray, scores: np.ndarray) -> ThresholdChoice:
                            f"(sensitivity {true_pos[best] / n_pos:.4f}, specificity {true_neg[best] / n_neg:.4f})")
 
 
-def threshold_for(labels: np.ndarray, scores: np.ndarray, rule: str, fixed: float = FALLBACK_THRESHOLD
-                  ) -> ThresholdChoice:
-    """The threshold by the configured rule: "youden" on the validation predictions, or "fixed"."""
+def specificity_rule(target: float) -> str:
+    return (f"the lowest t at which validation specificity reaches {target:g} (malignant when score >= t); "
+            f"{FALLBACK_THRESHOLD} when validation holds no benign lesion")
+
+
+def specificity_choice(labels: np.ndarray, scores: np.ndarray, target: float) -> ThresholdChoice:
+    """The lowest distinct validation score t with (benign scores < t) / benign >= target."""
+    if not 0 < target < 1:
+        raise ValueError(f"target specificity {target}: expected in (0, 1)")
+    labels = np.asarray(labels).astype(int)
+    scores = np.asarray(scores, dtype=float)
+    negatives = np.sort(scores[labels == 0])
+    n_neg, n_pos = len(negatives), int((labels == 1).sum())
+    if n_neg == 0:
+        return ThresholdChoice(FALLBACK_THRESHOLD, "fallback",
+                               f"validation has no benign lesion: threshold {FALLBACK_THRESHOLD}")
+    needed = int(np.ceil(target * n_neg - 1e-9))  # benign lesions that must score below t
+    # Candidates: the validation scores, plus one above them all (specificity 1 needs t > every benign score).
+    candidates = np.append(np.unique(scores), np.nextafter(scores.max(), np.inf))
+    true_neg = np.searchsorted(negatives, candidates, side="left")
+    best = int(np.argmax(true_neg >= needed))  # the first (lowest) t that reaches the target
+    t = float(candidates[best])
+    sensitivity = float((scores[labels == 1] >= t).mean()) if n_pos else float("nan")
+    return ThresholdChoice(t, "specificity",
+                           f"validation specificity {true_neg[best] / n_neg:.4f} (target {target:g}) on "
+                           f"{n_pos + n_neg} validation images (sensitivity {sensitivity:.4f})")
+
+
+def threshold_for(labels: np.ndarray, scores: np.ndarray, rule: str, fixed: float = FALLBACK_THRESHOLD,
+                  target_specificity: float = 0.8) -> ThresholdChoice:
+    """The threshold by the configured rule: "youden" or "specificity" on the validation predictions, or
+    "fixed"."""
     if rule == "fixed":
         return ThresholdChoice(float(fixed), "fixed", f"fixed threshold {fixed}")
     if rule == "youden":
         return youden_choice(labels, scores)
-    raise ValueError(f"threshold rule {rule!r}: expected 'youden' or 'fixed'")
+    if rule == "specificity":
+        return specificity_choice(labels, scores, target_specificity)
+    raise ValueError(f"threshold rule {rule!r}: expected 'youden', 'specificity' or 'fixed'")
+
+
+def rule_text(rule: str, fixed: float = FALLBACK_THRESHOLD, target_specificity: float = 0.8) -> str:
+    """The rule in words, for the reports."""
+    if rule == "youden":
+        return YOUDEN_RULE
+    if rule == "specificity":
+        return specificity_rule(target_specificity)
+    return f"fixed threshold {fixed}"
 
 
 def predict(scores: np.ndarray, threshold: float) -> np.ndarray:
