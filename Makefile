@@ -4,13 +4,17 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SCORER_PYTHON ?= $(PYTHON)
+SCORER_VENV := .venv-scorer
+SCORER_STAMP := $(SCORER_VENV)/.installed
+SCORER_REQUIREMENTS := tools/isic-scoring/requirements.txt
 export DAGSTER_HOME := $(CURDIR)/.dagster
 export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup browser demo test test-fast ui lint dvc-repro
+.PHONY: setup scorer-env browser demo test test-fast ui lint dvc-repro
 
 setup: $(STAMP)
 
@@ -24,6 +28,19 @@ $(STAMP): pyproject.toml constraints.txt
 		|| { echo "environment check failed"; exit 1; }
 	@touch $(STAMP)
 
+scorer-env: $(SCORER_STAMP)
+
+# ISIC's official scorer in its own venv (it needs pandas<2.2 and numpy<2; the project has pandas 3):
+# tests/test_fairness_report.py runs its CLI on the report's ISIC CSVs. Rebuilt when the pins change.
+# The pins are for Python 3.11 (e.g. zipfile-deflate64 0.2.0 has no newer wheel): SCORER_PYTHON=python3.11.
+$(SCORER_STAMP): $(SCORER_REQUIREMENTS)
+	@test -x $(SCORER_VENV)/bin/python || $(SCORER_PYTHON) -m venv $(SCORER_VENV)
+	@echo "installing ISIC's scorer into $(SCORER_VENV) (first time: ~30 s)…"
+	@set -o pipefail; $(SCORER_VENV)/bin/python -m pip install -q --disable-pip-version-check -r $(SCORER_REQUIREMENTS) 2>&1 | grep -v "^WARNING: Location" || test $${PIPESTATUS[0]} -eq 0
+	@$(SCORER_VENV)/bin/isic-challenge-scoring --help >/dev/null \
+		|| { echo "scorer environment check failed"; exit 1; }
+	@touch $(SCORER_STAMP)
+
 # The main job: the whole asset graph on the embedded demo data, then where everything is.
 # A blocking check that fails (synthetic_quality, fairness_within_threshold) stops the graph there: the summary
 # still prints what was measured, then make reports the failure.
@@ -33,7 +50,7 @@ demo: setup
 	if [ $$status -ne 0 ]; then echo "the run stopped at a failed step or blocking check (see the log above and the summary)"; fi; \
 	exit $$status
 
-test: setup browser
+test: setup scorer-env browser
 	@$(BIN)/python -m pytest -q
 
 # Debian's Chromium for the UI test (tests/test_ui.py), installed when missing and this user may.
@@ -44,7 +61,7 @@ browser:
 	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is not installed (needs root and apt-get): the UI screenshot test will be skipped"; fi; }
 
-test-fast: setup
+test-fast: setup scorer-env
 	@$(BIN)/python -m pytest -q -m "not slow"
 
 ui: setup

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -202,17 +205,44 @@ def test_isic_csvs_have_the_official_layout(report):
     assert sorted(p.name for p in (outputs.isic / "ddi_C").iterdir()) == ["fair.csv", "ground_truth.csv", "unfair.csv"]
 
 
-def test_official_isic_challenge_scoring_agrees(report, monkeypatch):
-    """Scored with `isic-challenge-scoring` when it is installed (5.6.0 is the last release for
-    Python < 3.13; it calls DataFrame.applymap, which pandas 3 renamed to DataFrame.map)."""
-    scoring = pytest.importorskip("isic_challenge_scoring.classification")
-    if not hasattr(pd.DataFrame, "applymap"):
-        monkeypatch.setattr(pd.DataFrame, "applymap", pd.DataFrame.map, raising=False)
+def isic_scoring_cli() -> Path:
+    """ISIC's official scorer, installed by `make scorer-env` in its own venv (it needs pandas<2.2 and
+    numpy<2; this environment has pandas 3). $ISIC_SCORING overrides the path to the executable."""
+    default = Path(__file__).resolve().parents[1] / ".venv-scorer" / "bin" / "isic-challenge-scoring"
+    cli = Path(os.environ.get("ISIC_SCORING", default))
+    if not (cli.is_file() and os.access(cli, os.X_OK)):
+        pytest.fail(f"{cli}: ISIC's scorer (isic-challenge-scoring) is not installed; run `make scorer-env` "
+                    "(`make test` does) or point $ISIC_SCORING at the executable", pytrace=False)
+    return cli
+
+
+def official_auc(cli: Path, truth: Path, prediction: Path) -> dict[str, float]:
+    """Per-category AUCs from `isic-challenge-scoring -o json classification -m auc TRUTH PREDICTION`."""
+    done = subprocess.run([str(cli), "-o", "json", "classification", "-m", "auc", str(truth), str(prediction)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"{cli} on {prediction} exited {done.returncode}:\n{done.stderr}"
+    return json.loads(done.stdout)["per_category"]["auc"]
+
+
+def test_official_isic_challenge_scoring_agrees(report):
+    """Every classifier x test set CSV the report exports, scored by ISIC's own tool (5.6.0, its own venv),
+    gives the report's AUC: the export layout and our AUC both match the challenge's."""
+    cli = isic_scoring_cli()
     outputs, _, _ = report
     metrics = json.loads(outputs.metrics.read_text())
-    score = scoring.ClassificationScore.from_file(outputs.isic / "ddi" / "ground_truth.csv",
-                                                  outputs.isic / "ddi" / "unfair.csv", scoring.ClassificationMetric.AUC)
-    assert score.per_category.loc["malignant", "auc"] == pytest.approx(metrics["unfair"]["ddi"]["auc"], abs=1e-12)
+    pairs = [(c, t) for c in CLASSIFIERS for t in TEST_SETS]
+    folder = outputs.isic
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:  # each call is ~1 s of imports
+        aucs = pool.map(lambda pair: official_auc(cli, folder / pair[1] / "ground_truth.csv",
+                                                  folder / pair[1] / f"{pair[0]}.csv"), pairs)
+        scored = dict(zip(pairs, aucs, strict=True))
+    for (classifier, test_set), auc in scored.items():
+        ours = metrics[classifier][test_set]["auc"]
+        assert sorted(auc) == sorted(ISIC_CATEGORIES)
+        # benign is the complement (1 - score, flipped labels): the same AUC
+        assert auc["malignant"] == pytest.approx(ours, abs=1e-9), (classifier, test_set)
+        assert auc["benign"] == pytest.approx(ours, abs=1e-9), (classifier, test_set)
+    assert scored[("unfair", "ddi_C")]["malignant"] < scored[("fair", "ddi_C")]["malignant"] - 0.2
 
 
 def test_derived_test_set_clash_is_an_error(report):
