@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from pipelines.config import SplitParams
-from pipelines.lesions.stage import build_lesions
+from pipelines.atomic_files import write_parquet
+from pipelines.config import LesionsParams, Params, SourceParams, SplitParams
+from pipelines.lesions.stage import NoLesionsError, build_lesions
 from tests.planted_layouts import jpeg, params_for
 
 
@@ -101,3 +104,78 @@ def test_mclass_d_images_never_train(layouts: Path):
     lesions, _, _ = build_lesions(params)
     by_id = lesions.set_index("isic_id")
     assert by_id.loc[["ISIC_0000001", "ISIC_0000003"], "split"].tolist() == ["test", "test"]
+
+
+KAGGLE_CSV = ("image_name,patient_id,sex,age_approx,anatom_site_general_challenge,diagnosis,benign_malignant,target\n"
+              "ISIC_2637011,IP_7279968,male,45.0,head/neck,unknown,benign,0\n"
+              "ISIC_0015719,IP_7279968,male,45.0,head/neck,unknown,benign,0\n"
+              "ISIC_0052212,IP_2842074,female,50.0,lower extremity,melanoma,malignant,1\n")
+KAGGLE_IDS = ["ISIC_2637011", "ISIC_0015719", "ISIC_0052212"]
+
+
+def kaggle_params(root: Path, jpegs: bool = True, duplicates: str | None = None, corrupt: bool = False) -> Params:
+    """Kaggle's SIIM-ISIC layout under `root/raw/siim`: DICOM in `train/`, JPEGs (optional) in `jpeg/train/`."""
+    siim = root / "raw/siim"
+    for folder in (siim / "train", siim / "jpeg/train"):
+        folder.mkdir(parents=True)
+    for i, name in enumerate(KAGGLE_IDS):
+        (siim / "train" / f"{name}.dcm").write_bytes(b"DICM" + bytes(128))
+        if jpegs:
+            (siim / "jpeg/train" / f"{name}.jpg").write_bytes(b"garbage" if corrupt else jpeg(40 + i))
+    (siim / "train.csv").write_text(KAGGLE_CSV)
+    return Params(data_root=str(root), lesions=LesionsParams(
+        sources=[SourceParams(layout="isic2020", path="raw/siim", duplicates=duplicates)], workers=1,
+        split=SplitParams(val_fraction=0.2, test_fraction=0.2)))
+
+
+def test_every_row_rejected_fails_naming_sources_count_and_reasons(tmp_path: Path):
+    params = kaggle_params(tmp_path / "data", jpegs=False)  # a DICOM-only download: no image to read
+    with pytest.raises(NoLesionsError) as error:
+        build_lesions(params)
+    message = str(error.value)
+    assert f"isic2020 at {tmp_path / 'data/raw/siim'}" in message
+    assert "every one of the 3 input rows was rejected" in message
+    assert "missing_image: 3 (e.g. raw/siim/train.csv line 2: no image ISIC_2637011.jpg in train/)" in message
+    assert "raw/siim/train.csv: 3" in message
+
+
+def test_every_image_corrupt_fails_with_the_decode_reason(tmp_path: Path):
+    with pytest.raises(NoLesionsError, match=r"corrupt_image: 3 \(e\.g\. raw/siim/train\.csv line 2: "
+                                             r"raw/siim/jpeg/train/ISIC_2637011\.jpg: UnidentifiedImageError"):
+        build_lesions(kaggle_params(tmp_path / "data", corrupt=True))
+
+
+def test_kaggle_layout_end_to_end_with_the_duplicates_option(tmp_path: Path, caplog):
+    root = tmp_path / "data"
+    (root / "raw/isic2020_csv").mkdir(parents=True)
+    (root / "raw/isic2020_csv/ISIC_2020_Training_Duplicates.csv").write_text(
+        "image_name_1,image_name_2\r\nISIC_0015719,ISIC_2637011\r\n")
+    params = kaggle_params(root, duplicates="raw/isic2020_csv/ISIC_2020_Training_Duplicates.csv")
+    lesions, rejects, report = build_lesions(params)
+    assert rejects.empty and report["merged_duplicates"] == 1
+    assert lesions.set_index("isic_id")["merged_ids"].to_dict() == {"ISIC_0052212": "", "ISIC_2637011": "ISIC_0015719"}
+    assert lesions["image_path"].str.startswith("raw/siim/jpeg/train/").all()
+
+    other = tmp_path / "again"
+    with caplog.at_level(logging.WARNING):
+        lesions, _, report = build_lesions(kaggle_params(other))  # no duplicates file anywhere: warned
+    assert len(lesions) == 3 and report["merged_duplicates"] == 0
+    assert "duplicate image pairs" in caplog.text and "set `duplicates:" in caplog.text
+
+
+def test_rejects_are_the_same_bytes_on_any_machine_and_run(layouts: Path, tmp_path: Path):
+    """Two copies of the same download in different places: identical rejects, no address, no absolute path."""
+    elsewhere = tmp_path / "elsewhere" / "deeper" / "data"
+    shutil.copytree(layouts, elsewhere)
+    files = []
+    for root in (layouts, elsewhere):
+        _, rejects, _ = build_lesions(params_for(root))
+        files.append(write_parquet(rejects, tmp_path / f"rejects_{len(files)}.parquet"))
+        details = "\n".join(rejects["detail"])
+        assert "0x" not in details and str(tmp_path) not in details and "/tmp" not in details
+    assert files[0].read_bytes() == files[1].read_bytes()
+    by_reason = rejects.set_index("reason")["detail"]
+    assert by_reason["unsafe_path"] == "image name '../../etc/passwd' would leave ISBI2016_ISIC_Part3_Training_Data/"
+    assert by_reason["missing_image"] == "no image ISIC_0000005.jpg in ISBI2016_ISIC_Part3_Training_Data/"
+    assert ("raw/isic2019/ISIC_2019_Training_Input/ISIC_0000007.jpg: UnidentifiedImageError: cannot identify "
+            "image file") in by_reason["corrupt_image"].tolist()

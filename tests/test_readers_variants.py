@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+import pytest
 
 from pipelines.lesions.readers import read_source
 
@@ -62,3 +65,73 @@ def test_isic_cli_export_takes_the_deepest_diagnosis_and_fitzpatrick(tmp_path: P
     assert records["fitzpatrick"].tolist()[:2] == [5, 2] and records["fitzpatrick"].isna().tolist()[2]
     assert records["diagnosis_raw"].iloc[0] == "Melanoma Invasive"
     assert rejects[["isic_id", "reason"]].values.tolist() == [["ISIC_9000004", "unknown_label"]]
+
+
+KAGGLE_CSV = ("image_name,patient_id,sex,age_approx,anatom_site_general_challenge,diagnosis,benign_malignant,target\n"
+              "ISIC_2637011,IP_7279968,male,45.0,head/neck,unknown,benign,0\n"
+              "ISIC_0015719,IP_3075186,female,45.0,upper extremity,unknown,benign,0\n"
+              "ISIC_0052212,IP_2842074,female,50.0,lower extremity,melanoma,malignant,1\n")
+
+
+def kaggle_layout(root: Path) -> Path:
+    """Kaggle's SIIM-ISIC download as shipped: `train/` holds DICOM, the JPEGs are in `jpeg/train/`."""
+    names = ["ISIC_2637011", "ISIC_0015719", "ISIC_0052212"]
+    touch_images(root / "train", names, ".dcm")
+    touch_images(root / "jpeg" / "train", names)
+    touch_images(root / "test", ["ISIC_0052060"], ".dcm")
+    (root / "train.csv").write_text(KAGGLE_CSV)
+    return root
+
+
+def test_kaggle_layout_reads_the_jpegs_not_the_dicom_folder(tmp_path: Path):
+    result = read_source("isic2020", kaggle_layout(tmp_path / "siim"), tmp_path)
+    assert result.rejects == []
+    assert result.records_frame()["image_path"].tolist() == [
+        "siim/jpeg/train/ISIC_2637011.jpg", "siim/jpeg/train/ISIC_0015719.jpg", "siim/jpeg/train/ISIC_0052212.jpg"]
+
+
+def test_official_layout_still_reads_train(tmp_path: Path):
+    root = kaggle_layout(tmp_path / "siim")
+    touch_images(root / "train", ["ISIC_2637011", "ISIC_0015719", "ISIC_0052212"])  # JPEGs beside the DICOM
+    records = read_source("isic2020", root, tmp_path).records_frame()
+    assert records["image_path"].str.startswith("siim/train/").all()
+
+
+def test_dicom_only_download_rejects_rows_with_a_relative_detail(tmp_path: Path, caplog):
+    root = tmp_path / "siim"
+    touch_images(root / "train", ["ISIC_2637011", "ISIC_0015719", "ISIC_0052212"], ".dcm")
+    (root / "train.csv").write_text(KAGGLE_CSV)
+    with caplog.at_level(logging.WARNING):
+        result = read_source("isic2020", root, tmp_path)
+    assert "holds JPEG/PNG images" in caplog.text
+    assert [r["detail"] for r in result.rejects][0] == "no image ISIC_2637011.jpg in train/"
+
+
+def test_missing_duplicates_file_is_warned_and_the_option_reads_it(tmp_path: Path, caplog):
+    root = kaggle_layout(tmp_path / "siim")
+    with caplog.at_level(logging.WARNING, logger="pipelines.lesions.readers.isic2020"):
+        alone = read_source("isic2020", root, tmp_path).records_frame()
+    assert "no ISIC_2020_Training_Duplicates.csv" in caplog.text and "duplicates:" in caplog.text
+    assert alone["duplicate_of"].isna().all()
+
+    caplog.clear()
+    official = tmp_path / "isic2020_official" / "ISIC_2020_Training_Duplicates.csv"
+    official.parent.mkdir()
+    official.write_text("image_name_1,image_name_2\r\nISIC_0015719,ISIC_2637011\r\n")
+    with caplog.at_level(logging.WARNING, logger="pipelines.lesions.readers.isic2020"):
+        paired = read_source("isic2020", root, tmp_path, duplicates=official).records_frame()
+    assert caplog.text == ""
+    assert paired.set_index("isic_id")["duplicate_of"].dropna().to_dict() == {"ISIC_0015719": "ISIC_2637011"}
+
+
+def test_duplicates_option_errors(tmp_path: Path):
+    root = kaggle_layout(tmp_path / "siim")
+    with pytest.raises(FileNotFoundError, match="duplicates file .*nowhere.csv"):
+        read_source("isic2020", root, tmp_path, duplicates=tmp_path / "nowhere.csv")
+    with pytest.raises(ValueError, match="isic2020.* only, not 'isic2019'"):
+        read_source("isic2019", root, tmp_path, duplicates=tmp_path / "nowhere.csv")
+    from pipelines.config import LesionsParams, Params, SourceParams
+
+    with pytest.raises(ValueError, match="`duplicates` is read for layouts"):
+        Params(data_root=str(tmp_path), lesions=LesionsParams(sources=[
+            SourceParams(layout="isic2019", path="x", duplicates="d.csv")]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 MEASURE_SIZE = 256  # pixels on the long side for the skin-tone measurement
+# `<_io.BytesIO object at 0x7f...>` in Pillow's messages: an address that changes from run to run
+OBJECT_REPR = re.compile(r" ?<[^<>]* at 0x[0-9a-fA-F]+>")
 
 
 def scan_image(path: Path, min_pixels: int = 200) -> dict:
@@ -30,7 +33,7 @@ def scan_image(path: Path, min_pixels: int = 200) -> dict:
             image.load()  # raises on truncated / corrupt data
             image = ImageOps.exif_transpose(image).convert("RGB")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        return {"error": f"{type(error).__name__}: {error}"}
+        return {"error": describe_error(error, path)}
     image.thumbnail((MEASURE_SIZE, MEASURE_SIZE))
     import numpy as np
 
@@ -44,6 +47,13 @@ def scan_image(path: Path, min_pixels: int = 200) -> dict:
         "chardon": tone.chardon,
         "fst_estimate": tone.group,
     }
+
+
+def describe_error(error: BaseException, path: Path) -> str:
+    """A decode error as a reject detail: the same text on every run and machine (no object address,
+    no absolute path; the stage prefixes the image's path relative to the data root)."""
+    text = OBJECT_REPR.sub("", f"{type(error).__name__}: {error}")
+    return text.replace(str(path), path.name)
 
 
 def scan_images(paths: list[str], data_root: Path, workers: int = 2, min_pixels: int = 200) -> dict[str, dict]:

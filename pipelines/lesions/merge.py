@@ -37,7 +37,11 @@ class MergeResult:
 
 
 def merge_records(records: pd.DataFrame, policy: str) -> MergeResult:
-    """Merge the readers' records (index = a unique row number, column `source_rank`) by isic_id."""
+    """Merge the readers' records (index = a unique row number, column `source_rank`) by isic_id.
+
+    Vectorised: one sort and a few group-bys over the whole table (a per-id loop that searched the
+    table for each id's folded rows took 263 s on the 74k rows of ISIC 2016-2020 + HAM10000).
+    """
     records = records.copy()
     records["label"] = [label_of(d, policy) for d in records["diagnosis"]]
     records["recency"] = [RECENCY.get(s.split(":")[0], 0) for s in records["source"]]
@@ -45,19 +49,19 @@ def merge_records(records: pd.DataFrame, policy: str) -> MergeResult:
     rejects: list[dict] = []
 
     _resolve_duplicates(records, status, rejects)
-    rows = []
     live = records[status == "pending"].sort_values(["recency", "source_rank"], ascending=[False, True])
-    for isic_id, group in live.groupby("isic_id", sort=True):
-        rows.append(_merge_group(isic_id, group, records, status, rejects))
-    lesions = pd.DataFrame(rows)
+    lesions = _merge_groups(live, records, status, rejects)
     return MergeResult(lesions=lesions, rejects=pd.DataFrame(rejects, columns=list(REJECT_COLUMNS)), status=status)
 
 
 def _resolve_duplicates(records: pd.DataFrame, status: pd.Series, rejects: list[dict]) -> None:
-    dups = records[records["duplicate_of"].notna()]
-    for index, row in dups.iterrows():
-        target = records[(records["isic_id"] == row["duplicate_of"]) & records["duplicate_of"].isna()]
-        if target.empty:
+    has_twin = records["duplicate_of"].notna()
+    twins = records[has_twin]
+    candidates = records[~has_twin & records["isic_id"].isin(twins["duplicate_of"])]
+    targets = dict(iter(candidates.groupby("isic_id", sort=False)))  # id -> its rows that are not duplicates
+    for index, row in twins.iterrows():
+        target = targets.get(row["duplicate_of"])
+        if target is None:
             continue  # the kept image of the pair is missing: this row stands on its own
         if (target["label"] == row["label"]).all():
             status[index] = "merged:" + row["duplicate_of"]
@@ -68,33 +72,59 @@ def _resolve_duplicates(records: pd.DataFrame, status: pd.Series, rejects: list[
             rejects.append(_reject(records.loc[i], LABEL_CONFLICT, detail))
 
 
-def _merge_group(isic_id: str, group: pd.DataFrame, records: pd.DataFrame, status: pd.Series,
-                 rejects: list[dict]) -> dict:
-    primary = group.iloc[0]
-    consistent = [primary.name]
-    for index, row in group.iloc[1:].iterrows():
-        if row["label"] == primary["label"] or is_refinement(row["diagnosis"], primary["diagnosis"]):
-            consistent.append(index)
-            continue
+def _merge_groups(live: pd.DataFrame, records: pd.DataFrame, status: pd.Series, rejects: list[dict]) -> pd.DataFrame:
+    """One row per id of `live` (sorted newest first): the first row of each id is its primary."""
+    primary_of = live.drop_duplicates("isic_id").set_index("isic_id")  # first = newest row of each id
+    primary_label = live["isic_id"].map(primary_of["label"])
+    primary_diagnosis = live["isic_id"].map(primary_of["diagnosis"])
+    is_primary = ~live["isic_id"].duplicated()
+    consistent = (live["label"] == primary_label) | pd.Series(
+        [is_refinement(d, p) for d, p in zip(live["diagnosis"], primary_diagnosis, strict=True)], index=live.index)
+
+    conflicts = live[~consistent].sort_values("isic_id", kind="stable")  # the order a per-id loop finds them
+    for index, row in conflicts.iterrows():
+        primary = primary_of.loc[row["isic_id"]]
         status[index] = "rejected"
         rejects.append(_reject(row, LABEL_CONFLICT, (
             f"label {row['label']} ({row['diagnosis_raw']}) in {row['source']} conflicts with "
             f"{primary['label']} ({primary['diagnosis_raw']}) in {primary['source']}; the newest source is kept"
         )))
-    status[primary.name] = "kept"
-    for index in consistent[1:]:
-        status[index] = "merged:" + isic_id
-    folded = records[status == "merged:" + isic_id]
-    kept = group.loc[consistent]
-    out = {c: primary[c] for c in ("isic_id", "diagnosis", "diagnosis_raw", "label")}
+    status[live.index[is_primary]] = "kept"
+    folded_here = consistent & ~is_primary
+    status[live.index[folded_here]] = "merged:" + live.loc[folded_here, "isic_id"]
+
+    kept = live[consistent]
+    out = primary_of[["diagnosis", "diagnosis_raw", "label"]].sort_index()
+    out.index.name = "isic_id"
+    filled = kept.groupby("isic_id", sort=True)[list(FILLED)].first()  # first non-null, newest first
     for column in FILLED:
-        values = kept[column].dropna()
-        out[column] = values.iloc[0] if len(values) else None
-    out["sources"] = "|".join(sorted(set(kept["source"]) | set(folded["source"])))
-    out["merged_ids"] = "|".join(sorted(set(folded["isic_id"]) - {isic_id}))
-    out["image_path"] = primary["image_path"]
-    out["kept_row"] = primary.name
+        out[column] = filled[column]
+    # Provenance: every source and duplicate image folded into an id (ISIC 2020 pairs merged by
+    # _resolve_duplicates carry `merged:<id>` in `status` before the group-by).
+    twins = records.loc[status.index[status.str.startswith("merged:")]]
+    twins = twins[~twins.index.isin(live.index)]
+    twin_ids = status[twins.index].str.removeprefix("merged:")
+    contributors = pd.concat([pd.DataFrame({"isic_id": kept["isic_id"], "source": kept["source"]}),
+                              pd.DataFrame({"isic_id": twin_ids, "source": twins["source"]})])
+    out["sources"] = _joined(contributors, "source", out.index)
+    merged = pd.DataFrame({"isic_id": twin_ids, "merged": twins["isic_id"]})
+    out["merged_ids"] = _joined(merged[merged["merged"] != merged["isic_id"]], "merged", out.index)
+    out["image_path"] = primary_of["image_path"]
+    out["kept_row"] = live.index[is_primary].to_series(index=live.loc[is_primary, "isic_id"])
+    out = out.reset_index()
+    for column in FILLED:  # missing text is None (not NaN), as in the records; numbers stay numeric
+        if out[column].dtype == object:
+            out[column] = out[column].where(out[column].notna(), None).infer_objects()
     return out
+
+
+def _joined(pairs: pd.DataFrame, column: str, ids: pd.Index) -> pd.Series:
+    """Per id of `ids`: the sorted distinct values of `column` joined with "|" ("" when there are none)."""
+    pairs = pairs.drop_duplicates().sort_values(["isic_id", column])
+    values: dict[str, list[str]] = {}
+    for isic_id, value in zip(pairs["isic_id"].tolist(), pairs[column].tolist(), strict=True):
+        values.setdefault(isic_id, []).append(value)  # a plain loop: pandas' per-group join is 20x slower
+    return pd.Series(["|".join(values.get(i, ())) for i in ids], index=ids)
 
 
 def _reject(row: pd.Series, reason: str, detail: str) -> dict:

@@ -25,6 +25,10 @@ from pipelines.lesions.splits import assign_splits
 log = logging.getLogger(__name__)
 
 
+class NoLesionsError(ValueError):
+    """Every input row was rejected: there is no table to build (a wrong folder or layout, usually)."""
+
+
 @dataclass(frozen=True)
 class LesionsOutputs:
     lesions: Path
@@ -45,7 +49,8 @@ def read_sources(params: Params) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     data_root = Path(params.data_root)
     records, rejects, rows_in = [], [], 0
     for rank, source in enumerate(params.lesions.sources):
-        result = read_source(source.layout, params.path(source.path), data_root)
+        duplicates = params.path(source.duplicates) if source.duplicates is not None else None
+        result = read_source(source.layout, params.path(source.path), data_root, duplicates=duplicates)
         log.info("%s %s: %d rows, %d records, %d rejects", source.layout, source.path, result.rows_in,
                  len(result.records), len(result.rejects))
         frame = result.records_frame()
@@ -65,6 +70,9 @@ def build_lesions(params: Params) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     corrupt: dict[int, str] = {}  # record index -> decode error
     while True:  # a corrupt kept image rejects its row; the id then falls back to its next-newest row
         merged = merge_records(records.drop(index=list(corrupt)), params.lesions.label_policy)
+        if merged.lesions.empty:
+            raise NoLesionsError(_nothing_kept(params, rows_in, pd.concat(
+                [rejects, merged.rejects, _corrupt_rejects(records, corrupt)], ignore_index=True)))
         todo = [p for p in merged.lesions["image_path"] if p not in scans]
         scans.update(scan_images(todo, data_root, params.lesions.workers, params.lesions.min_skin_pixels))
         errors = {row: scans[path]["error"] for row, path in zip(merged.lesions["kept_row"],
@@ -83,7 +91,8 @@ def build_lesions(params: Params) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     if rows_in != len(lesions) + merged_rows + len(rejects):
         raise AssertionError(f"accounting: {rows_in} rows in != {len(lesions)} kept + {merged_rows} merged + "
                              f"{len(rejects)} rejected")
-    rejects = rejects.sort_values(["source_file", "source_row"], ignore_index=True)
+    rejects = rejects.sort_values(["source_file", "source_row", "reason", "detail"], ignore_index=True,
+                                  kind="stable")
     return lesions, rejects, _report(lesions, rejects, rows_in, merged_rows)
 
 
@@ -96,6 +105,22 @@ def run_lesions(params: Params) -> LesionsOutputs:
     write_json(report, paths["report"])
     sample_grid(lesions, Path(params.data_root), paths["sample_grid"])
     return LesionsOutputs(summary=report, **paths)
+
+
+def _nothing_kept(params: Params, rows_in: int, rejects: pd.DataFrame, top: int = 3) -> str:
+    """The error for a run that rejected every row: which sources, how many rows, the main reasons."""
+    sources = ", ".join(f"{s.layout} at {params.path(s.path)}" for s in params.lesions.sources)
+    rejects = rejects.sort_values(["source_file", "source_row"], kind="stable")
+    reasons = []
+    for reason, count in rejects["reason"].value_counts().sort_index().sort_values(ascending=False,
+                                                                                    kind="stable").head(top).items():
+        example = rejects[rejects["reason"] == reason].iloc[0]
+        reasons.append(f"{reason}: {count} (e.g. {example['source_file']} line {example['source_row']}: "
+                       f"{example['detail']})")
+    files = "; ".join(f"{f}: {n}" for f, n in rejects["source_file"].value_counts().sort_index().items())
+    return (f"lesions: every one of the {rows_in} input rows was rejected, no lesion is left. Sources: {sources}. "
+            f"Top reasons: {'; '.join(reasons)}. Rejected rows per file: {files}. Check each source's `layout` "
+            "and `path` in params.yaml lesions.sources against docs/data.md.")
 
 
 def _corrupt_rejects(records: pd.DataFrame, corrupt: dict[int, str]) -> pd.DataFrame:
@@ -145,6 +170,8 @@ def _report(lesions: pd.DataFrame, rejects: pd.DataFrame, rows_in: int, merged_r
             "records"),
         "label_rate": round(float(lesions["label"].mean()), 6) if len(lesions) else 0.0,
         "splits": lesions["split"].value_counts().sort_index().to_dict(),
+        # hashed splits are unbiased only in expectation (splits.py): the realised rates, for the nightly diff
+        "label_rate_by_split": lesions.groupby("split")["label"].mean().round(6).sort_index().to_dict(),
         "label_by_skin_tone": {str(t): {str(k): int(v) for k, v in row.items()} for t, row in tone_table.iterrows()},
         "skin_tone_source": lesions["skin_tone_source"].value_counts().sort_index().to_dict(),
         "diagnosis": lesions["diagnosis"].value_counts().sort_index().to_dict(),

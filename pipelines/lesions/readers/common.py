@@ -118,18 +118,35 @@ def require_columns(frame: pd.DataFrame, required: Iterable[str], path: Path) ->
         raise ValueError(f"{path}: missing column(s) {missing}; found {list(frame.columns[:-1])}")
 
 
+def folder_label(folder: Path, root: Path) -> str:
+    """How a reject's detail names an image folder: relative to the source folder, posix, ending in `/`.
+
+    Never absolute, so `rejects.parquet` is the same on every machine and for every checkout location.
+    """
+    try:
+        relative = Path(os.path.abspath(folder)).relative_to(os.path.abspath(root)).as_posix()
+    except ValueError:
+        relative = folder.name
+    return "./" if relative == "." else f"{relative}/"
+
+
 def resolve_row_image(
     result: ReaderResult,
     *,
     raw_id: str,
     folder: Path,
+    root: Path,
     source_file: str,
     row: int,
     data_root: Path,
 ) -> tuple[str, str] | None:
-    """Validate a row's id and locate its image. Returns (stripped id, image path) or None (rejected)."""
+    """Validate a row's id and locate its image. Returns (stripped id, image path) or None (rejected).
+
+    `root` is the source folder (the `path` of `lesions.sources`): details name `folder` relative to it.
+    """
     if not is_safe_name(raw_id):
-        result.reject(source_file, row, raw_id, UNSAFE_PATH, f"image name {raw_id!r} would leave {folder}")
+        result.reject(source_file, row, raw_id, UNSAFE_PATH,
+                      f"image name {raw_id!r} would leave {folder_label(folder, root)}")
         return None
     isic_id = strip_id(raw_id)
     if not ISIC_ID.match(isic_id):
@@ -137,7 +154,8 @@ def resolve_row_image(
         return None
     image = find_image(folder, raw_id)
     if image is None:
-        result.reject(source_file, row, isic_id, MISSING_IMAGE, f"no image {raw_id}.jpg in {folder}")
+        result.reject(source_file, row, isic_id, MISSING_IMAGE,
+                      f"no image {raw_id}.jpg in {folder_label(folder, root)}")
         return None
     return isic_id, relative_name(image, data_root)
 

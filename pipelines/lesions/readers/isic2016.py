@@ -27,11 +27,11 @@ def read_isic2016(root: Path, data_root: Path) -> ReaderResult:
     for split, gt_name, image_dir in FILES:
         gt = root / gt_name
         if gt.is_file():
-            result.extend(_read_file(gt, root / image_dir, split, data_root))
+            result.extend(_read_file(gt, root / image_dir, split, root, data_root))
     return result
 
 
-def _read_file(gt: Path, images: Path, split: str, data_root: Path) -> ReaderResult:
+def _read_file(gt: Path, images: Path, split: str, root: Path, data_root: Path) -> ReaderResult:
     result = ReaderResult()
     source_file = relative_name(gt, data_root)
     rows = read_csv_rows(gt, header=False, names=["image", "label"])
@@ -46,8 +46,8 @@ def _read_file(gt: Path, images: Path, split: str, data_root: Path) -> ReaderRes
             result.reject(source_file, line, row["image"], UNKNOWN_LABEL,
                           f"label {row['label']!r} not in benign/malignant/0.0/1.0")
             continue
-        found = resolve_row_image(result, raw_id=row["image"], folder=images, source_file=source_file,
-                                  row=line, data_root=data_root)
+        found = resolve_row_image(result, raw_id=row["image"], folder=images, root=root,
+                                  source_file=source_file, row=line, data_root=data_root)
         if found is None:
             continue
         isic_id, image_path = found

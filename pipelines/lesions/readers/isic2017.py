@@ -34,7 +34,7 @@ def read_isic2017(root: Path, data_root: Path) -> ReaderResult:
         if gt.is_file():
             images = root / f"ISIC-2017_{name}_Data"
             metadata = _metadata(images / f"ISIC-2017_{name}_Data_metadata.csv")
-            result.extend(_read_file(gt, images, split, metadata, data_root))
+            result.extend(_read_file(gt, images, split, metadata, root, data_root))
     return result
 
 
@@ -45,7 +45,8 @@ def _metadata(path: Path) -> dict[str, dict]:
     return {strip_id(r["image_id"]): r for r in rows.to_dict("records")} if "image_id" in rows else {}
 
 
-def _read_file(gt: Path, images: Path, split: str, metadata: dict[str, dict], data_root: Path) -> ReaderResult:
+def _read_file(gt: Path, images: Path, split: str, metadata: dict[str, dict], root: Path,
+               data_root: Path) -> ReaderResult:
     result = ReaderResult()
     source_file = relative_name(gt, data_root)
     rows = read_csv_rows(gt)
@@ -60,8 +61,8 @@ def _read_file(gt: Path, images: Path, split: str, metadata: dict[str, dict], da
                           f"{raw}: expected 0.0/1.0 with at most one 1.0")
             continue
         diagnosis = "MEL" if mel in ONE else "BKL" if sk in ONE else "NV"
-        found = resolve_row_image(result, raw_id=row["image_id"], folder=images, source_file=source_file,
-                                  row=line, data_root=data_root)
+        found = resolve_row_image(result, raw_id=row["image_id"], folder=images, root=root,
+                                  source_file=source_file, row=line, data_root=data_root)
         if found is None:
             continue
         isic_id, image_path = found

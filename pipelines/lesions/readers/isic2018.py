@@ -43,7 +43,7 @@ def read_isic2018(root: Path, data_root: Path) -> ReaderResult:
         for gt in (root / stem / f"{stem}.csv", root / f"{stem}.csv"):
             if gt.is_file():
                 images = root / f"ISIC2018_Task3_{name}_Input"
-                result.extend(read_onehot_file(gt, images, split, metadata, data_root, LAYOUT, CLASSES))
+                result.extend(read_onehot_file(gt, images, split, metadata, root, data_root, LAYOUT, CLASSES))
                 break
     return result
 
@@ -66,8 +66,8 @@ def read_ham10000(root: Path, data_root: Path) -> ReaderResult:
             continue
         name = row["image_id"].strip()
         folder = next((f for f in folders if is_safe_name(name) and find_image(f, name)), folders[0])
-        found = resolve_row_image(result, raw_id=name, folder=folder, source_file=source_file, row=line,
-                                  data_root=data_root)
+        found = resolve_row_image(result, raw_id=name, folder=folder, root=root, source_file=source_file,
+                                  row=line, data_root=data_root)
         if found is None:
             continue
         isic_id, image_path = found

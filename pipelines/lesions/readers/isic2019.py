@@ -38,7 +38,8 @@ def read_isic2019(root: Path, data_root: Path) -> ReaderResult:
         gt = root / gt_name
         if gt.is_file():
             metadata = read_metadata(root / meta_name)
-            result.extend(read_onehot_file(gt, root / image_dir, split, metadata, data_root, LAYOUT, CLASSES))
+            result.extend(read_onehot_file(gt, root / image_dir, split, metadata, root, data_root, LAYOUT,
+                                            CLASSES))
     return result
 
 
@@ -56,6 +57,7 @@ def read_onehot_file(
     images: Path,
     split: str,
     metadata: dict[str, dict],
+    root: Path,
     data_root: Path,
     layout: str,
     classes: list[str],
@@ -75,8 +77,8 @@ def read_onehot_file(
             result.reject(source_file, line, row["image"], UNKNOWN_LABEL,
                           f"one-hot {','.join(present)} = {raw}: expected exactly one 1.0")
             continue
-        found = resolve_row_image(result, raw_id=row["image"], folder=images, source_file=source_file,
-                                  row=line, data_root=data_root)
+        found = resolve_row_image(result, raw_id=row["image"], folder=images, root=root,
+                                  source_file=source_file, row=line, data_root=data_root)
         if found is None:
             continue
         isic_id, image_path = found

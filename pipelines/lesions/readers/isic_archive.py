@@ -48,8 +48,8 @@ def read_isic_archive(root: Path, data_root: Path) -> ReaderResult:
             result.reject(source_file, line, row["isic_id"], UNKNOWN_LABEL,
                           f"fitzpatrick_skin_type {fst_raw!r} not in I..VI")
             continue
-        found = resolve_row_image(result, raw_id=row["isic_id"], folder=root, source_file=source_file,
-                                  row=line, data_root=data_root)
+        found = resolve_row_image(result, raw_id=row["isic_id"], folder=root, root=root,
+                                  source_file=source_file, row=line, data_root=data_root)
         if found is None:
             continue
         isic_id, image_path = found
