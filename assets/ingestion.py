@@ -20,7 +20,7 @@ from dagster import (
     multi_asset,
 )
 
-from assets.code_versions import code_version
+from assets.code_versions import stage_code_version
 from assets.pipeline_resource import PipelineResource
 from assets.stage_asset import POOL, check_result, image_markdown
 from pipelines.stages import STAGES
@@ -37,7 +37,7 @@ def _table(frame: pd.DataFrame, rows: int = 10) -> MetadataValue:
     return MetadataValue.md(frame.head(rows).to_markdown(index=False) if len(frame) else "(empty)")
 
 
-@asset(group_name=GROUP, pool=POOL, code_version=code_version("pipelines/demo_data"),
+@asset(group_name=GROUP, pool=POOL, code_version=stage_code_version("demo_data"),
        description="The embedded demo dataset: synthetic dermoscopy images in the real ISIC 2016-2020, "
                    "isic-cli export and DDI on-disk layouts, with planted quirks (pipelines/demo_data).")
 def demo_data(pipeline: PipelineResource) -> MaterializeResult:
@@ -57,11 +57,10 @@ def demo_data(pipeline: PipelineResource) -> MaterializeResult:
 @multi_asset(
     pool=POOL,
     specs=[
-        AssetSpec("lesions", group_name=GROUP, deps=[demo_data], code_version=code_version(
-            "pipelines/lesions", "pipelines/skin_tone"),
+        AssetSpec("lesions", group_name=GROUP, deps=[demo_data], code_version=stage_code_version("lesions"),
             description="One row per ISIC image across 2016-2020 and archive exports: normalised diagnosis, "
                         "binary label, demographics, sha256, skin tone (ITA + group), patient-grouped split."),
-        AssetSpec("rejects", group_name=GROUP, deps=[demo_data], code_version=code_version("pipelines/lesions"),
+        AssetSpec("rejects", group_name=GROUP, deps=[demo_data], code_version=stage_code_version("lesions"),
                   description="Every input row that is not in `lesions` (nor a merged duplicate), with the file, "
                               "row and reason."),
     ],
@@ -100,7 +99,7 @@ def lesions_and_rejects(pipeline: PipelineResource):
     )
 
 
-@asset(group_name=GROUP, pool=POOL, deps=["lesions"], code_version=code_version("pipelines/skin_tone"),
+@asset(group_name=GROUP, pool=POOL, deps=["lesions"], code_version=stage_code_version("skin_tone"),
        description="How far the ITA skin-tone estimate agrees with known Fitzpatrick types; ITA distributions.")
 def skin_tone(pipeline: PipelineResource) -> MaterializeResult:
     params = pipeline.params()
@@ -116,7 +115,7 @@ def skin_tone(pipeline: PipelineResource) -> MaterializeResult:
     )
 
 
-@asset(group_name=GROUP, pool=POOL, deps=[demo_data], code_version=code_version("pipelines/external_sets"),
+@asset(group_name=GROUP, pool=POOL, deps=[demo_data], code_version=stage_code_version("external_sets"),
        description="External test sets (DDI, Fitzpatrick17k, Derm7pt, MClass, ASAN) as configured, in one table.")
 def external_sets(pipeline: PipelineResource) -> MaterializeResult:
     params = pipeline.params()

@@ -15,19 +15,18 @@ from dagster import (
     multi_asset,
 )
 
-from assets.code_versions import code_version
+from assets.code_versions import stage_code_version
 from assets.pipeline_resource import PipelineResource
 from assets.stage_asset import data_version, stage_asset, stage_check, summary_metadata
 from pipelines.stages import STAGES, training_folders
 
 vae = stage_asset(
-    "vae", group="latents", deps=["lesions"], folders=["pipelines/vae", "training/vae"],
+    "vae", group="latents", deps=["lesions"],
     description="The image codec: a pretrained AutoencoderKL (hub id or folder), a small one fitted on the demo "
                 "images, or the weight-free Haar wavelet; reconstruction PSNR/SSIM and a grid.",
     figures=lambda o: [o.grid])
 latent_shards = stage_asset(
     "latent_shards", group="latents", deps=["lesions", "vae"],
-    folders=["pipelines/latent_shards", "training/latent_shards"],
     description="Every lesion image encoded once into WebDataset shards per split (posterior mean/std, fp16), "
                 "with a manifest; incremental through a content-addressed cache.")
 latent_shards_valid = stage_check(
@@ -35,8 +34,6 @@ latent_shards_valid = stage_check(
     "Per-split counts match the lesions table, no NaN/Inf, latent statistics in range, reconstruction PSNR, "
     "manifest hashes match the files.")
 
-_TRAINING = ["pipelines/class_n_diff", "training/class_n_diff", "training/diffusion", "training/train.py",
-             "training/dit.py", "training/latent_classifier.py"]
 _DESCRIPTIONS = {
     "class_n_diff_model": "Class-N-Diff: the latent DiT and the latent classifier trained jointly (Table I preset).",
     "dit_baseline": "The same DiT trained alone (Table I setting 1), for comparison.",
@@ -45,7 +42,7 @@ _DESCRIPTIONS = {
 
 @multi_asset(
     specs=[AssetSpec(name, group_name="class_n_diff", deps=["latent_shards", "vae"], description=text,
-                     code_version=code_version(*_TRAINING), skippable=True) for name, text in _DESCRIPTIONS.items()],
+                     code_version=stage_code_version(name), skippable=True) for name, text in _DESCRIPTIONS.items()],
     can_subset=True, pool="gpu", name="class_n_diff_models")
 def class_n_diff_models(context, pipeline: PipelineResource):  # noqa: ANN001 (dagster reads the hint)
     """Both training stages; side by side in two processes when both are selected (pipelines.class_n_diff.
@@ -68,17 +65,15 @@ def class_n_diff_models(context, pipeline: PipelineResource):  # noqa: ANN001 (d
 
 
 generation_plan = stage_asset(
-    "generation_plan", group="generation", deps=["lesions"], folders=["pipelines/generation_plan"],
+    "generation_plan", group="generation", deps=["lesions"],
     description="How many synthetic samples each label x skin-tone cell needs.")
 synthetic_shards = stage_asset(
-    "synthetic_shards", group="generation", deps=["generation_plan", "class_n_diff_model", "vae"],
-    folders=["pipelines/synthetic_shards", "training/sampling"], pool="gpu",
+    "synthetic_shards", group="generation", deps=["generation_plan", "class_n_diff_model", "vae"], pool="gpu",
     description="Synthetic malignant and darker-skin samples (latents + PNG, provenance), filtered by the joint "
                 "classifier, in the latent-shard format.")
 generation_report = stage_asset(
     "generation_report", group="generation",
     deps=["synthetic_shards", "lesions", "class_n_diff_model", "dit_baseline", "vae"],
-    folders=["pipelines/generation_report"],
     description="FID, MS-SSIM diversity, precision/recall of the synthetic data; sample grids and distributions; "
                 "the quality audit (held-out FID, skin-tone agreement, label AUC, memorisation) of Class-N-Diff and "
                 "the DiT baseline side by side.",
@@ -92,25 +87,24 @@ synthetic_quality = stage_check(
 downstream_classifiers = stage_asset(
     "downstream_classifiers", group="evaluation",
     deps=["lesions", "external_sets", "synthetic_shards", "generation_plan", "generation_report"],
-    folders=["pipelines/downstream_classifiers", "training/downstream"], pool="gpu",
+    pool="gpu",
     description="The experiment's arms, each over several seeds: a timm classifier trained on real images only "
                 "(baseline), on real images with the plan's cells oversampled (oversampled), and on real + "
                 "synthetic (augmented). Waits for the synthetic_quality gate.")
 joint_classifier_predictions = stage_asset(
     "joint_classifier_predictions", group="evaluation",
-    deps=["latent_shards", "external_sets", "class_n_diff_model", "vae"], folders=["pipelines/joint_classifier"],
+    deps=["latent_shards", "external_sets", "class_n_diff_model", "vae"],
     description="The Class-N-Diff latent classifier's predictions on the ISIC test split and external sets.")
 diffusion_classifier_report = stage_asset(
     "diffusion_classifier_report", group="evaluation",
     deps=["latent_shards", "class_n_diff_model", "vae", "external_sets"],
-    folders=["pipelines/diffusion_classifier_report", "training/diffusion_classifier"], pool="gpu",
+    pool="gpu",
     description="The conditional DiT as a classifier (majority vote over denoising errors, second paper): "
                 "predictions, uncertainty curves, counterfactual explanations.",
     figures=lambda o: sorted(o.plots.glob("*.png")))
 fairness_report = stage_asset(
     "fairness_report", group="evaluation",
     deps=["downstream_classifiers", "joint_classifier_predictions", "diffusion_classifier_report"],
-    folders=["pipelines/fairness"],
     description="The experiment's headline (augmented vs baseline vs oversampled, paired CIs over images and "
                 "seeds), then per skin-tone group (and sex, age, site, source) metrics with bootstrap CIs and gaps, "
                 "classifiers side by side on every test set (Table III layout).",

@@ -20,7 +20,7 @@ from dagster import (
     run_failure_sensor,
 )
 
-from assets.code_versions import code_version
+from assets.code_versions import module_code_version
 from assets.pipeline_resource import PipelineResource
 from assets.schedules import pipeline_job
 from assets.stage_asset import POOL, summary_metadata
@@ -39,7 +39,7 @@ def _write(pipeline: PipelineResource, run_id: str, failed_checks: list[str] | N
                             params=params.run_records)
 
 
-@asset(group_name="operations", deps=SINKS, pool=POOL, code_version=code_version("pipelines/run_records"),
+@asset(group_name="operations", deps=SINKS, pool=POOL, code_version=module_code_version("pipelines.run_records"),
        description="This run's record under data/runs/: dvc.lock, params, metrics, fairness summary, the metrics "
                    "diff against the previous run; promotes the run, `dvc push` when a remote is set.")
 def run_record(context, pipeline: PipelineResource) -> MaterializeResult:  # noqa: ANN001

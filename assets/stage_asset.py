@@ -1,7 +1,8 @@
 """One Dagster asset per pipeline stage: run the stage, `dvc commit` it, show its summary.
 
 The stage function, its DVC stage and its asset share one name (STYLE.md). The data version is the DVC
-hash of the stage's first output; the code version hashes the source folders the stage runs.
+hash of the stage's first output; the code version hashes the source files the stage runs (its code deps
+in dvc.yaml, derived from its imports by pipelines/stage_code.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dagster import (
     asset_check,
 )
 
-from assets.code_versions import code_version
+from assets.code_versions import stage_code_version
 from assets.pipeline_resource import PipelineResource
 from pipelines.stages import STAGES
 from pipelines.validation.report import ValidationReport
@@ -57,12 +58,12 @@ def data_version(hashes: dict[str, str]) -> DataVersion | None:
     return DataVersion(next(iter(hashes.values()))) if hashes else None
 
 
-def stage_asset(name: str, *, group: str, deps: Sequence[str], description: str, folders: Sequence[str],
+def stage_asset(name: str, *, group: str, deps: Sequence[str], description: str,
                 figures: Callable[[Any], Sequence[Path]] = lambda outputs: (), pool: str = POOL) -> AssetsDefinition:
     """The asset `name` over `pipelines.stages.STAGES[name]`."""
 
     @asset(name=name, group_name=group, deps=list(deps), description=description, pool=pool,
-           code_version=code_version(*folders))
+           code_version=stage_code_version(name))
     def _asset(pipeline: PipelineResource) -> MaterializeResult:
         outputs = STAGES[name].run(pipeline.params())
         hashes = pipeline.commit(name)

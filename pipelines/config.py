@@ -18,6 +18,7 @@ from pipelines.fairness.params import FairnessParams
 from pipelines.generation_plan.params import GenerationPlanParams
 from pipelines.generation_report.params import GenerationReportParams
 from pipelines.latent_shards.params import LatentShardsParams
+from pipelines.profiles import apply_profile
 from pipelines.run_records.params import RunRecordsParams
 from pipelines.synthetic_shards.params import SyntheticShardsParams
 from pipelines.vae.params import VaeParams
@@ -31,6 +32,8 @@ class Strict(BaseModel):
 class SourceParams(Strict):
     layout: str  # a key of pipelines.lesions.readers.READERS
     path: str  # folder holding the official files of that download
+    # isic2020 only: the official ISIC_2020_Training_Duplicates.csv when the folder has none (Kaggle's layout)
+    duplicates: str | None = None
 
 
 class SplitParams(Strict):
@@ -86,6 +89,9 @@ class Params(Strict):
     data_root: str = "data"
     demo_data: DemoDataParams = DemoDataParams()
     demo_data_out: str = "raw/demo"
+    # Resumable training state (<checkpoints>/<run folder name>): NOT a DVC out (gitignored, never cached or
+    # pushed); a real Class-N-Diff checkpoint is ~7 GB (training/checkpoint_policy.py).
+    checkpoints: str = "checkpoints"
     lesions: LesionsParams
     skin_tone: SkinToneParams = SkinToneParams()
     external_sets: ExternalSetsParams = ExternalSetsParams()
@@ -104,11 +110,14 @@ class Params(Strict):
     @model_validator(mode="after")
     def _known_names(self) -> Params:
         from pipelines.lesions.labels import POLICIES
-        from pipelines.lesions.readers import READERS
+        from pipelines.lesions.readers import READERS, TAKES_DUPLICATES
 
         for source in self.lesions.sources:
             if source.layout not in READERS:
                 raise ValueError(f"lesions.sources: layout {source.layout!r} not in {sorted(READERS)}")
+            if source.duplicates is not None and source.layout not in TAKES_DUPLICATES:
+                raise ValueError(f"lesions.sources: `duplicates` is read for layouts {sorted(TAKES_DUPLICATES)} "
+                                 f"only, not {source.layout!r} ({source.path})")
         if self.lesions.label_policy not in POLICIES:
             raise ValueError(f"lesions.label_policy {self.lesions.label_policy!r} not in {sorted(POLICIES)}")
         return self
@@ -120,11 +129,15 @@ class Params(Strict):
         return candidate if candidate.is_absolute() else data_root / candidate
 
 
-def load_params(path: Path | str = "params.yaml") -> Params:
+def load_params(path: Path | str = "params.yaml", profile: str | None = None) -> Params:
+    """The params file, validated; with `profile`, as it reads once that profile is applied (pipelines/profiles.py:
+    the stages themselves run what the file says, the values DVC records)."""
     path = Path(path)
     with path.open() as handle:
         raw = yaml.safe_load(handle) or {}
+    if profile is not None:
+        raw = apply_profile(raw, profile)
     try:
         return Params.model_validate(raw)
     except ValueError as error:
-        raise ValueError(f"{path}: {error}") from error
+        raise ValueError(f"{path}{f' with profile {profile}' if profile else ''}: {error}") from error

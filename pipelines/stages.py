@@ -102,8 +102,9 @@ def _train(params: Params, baseline: bool) -> Any:
 
     config = params.class_n_diff
     run = run_dit_baseline if baseline else run_class_n_diff
-    return run(_shards(params), *training_folders(params, "dit_baseline" if baseline else "class_n_diff_model"),
-               config.train,
+    run_dir, report_dir = training_folders(params, "dit_baseline" if baseline else "class_n_diff_model")
+    return run(_shards(params), run_dir, report_dir, config.train,
+               checkpoint_dir=params.path(params.checkpoints) / run_dir.name,
                codec_spec=params.path(params.vae.out) / "codec.json",
                train_split=config.train_split, val_split=config.val_split)
 
@@ -182,7 +183,8 @@ def run_downstream_classifiers(params: Params) -> Any:
 
     return run(params.downstream_classifiers, _lesions(params), _external(params),
                params.path(params.synthetic_shards.out), Path(params.data_root), params.path("downstream_classifiers"),
-               plan=params.path(params.generation_plan.out) / "plan.parquet")
+               plan=params.path(params.generation_plan.out) / "plan.parquet",
+               checkpoints=params.path(params.checkpoints) / "downstream_classifiers")
 
 
 def run_joint_classifier_predictions(params: Params) -> Any:

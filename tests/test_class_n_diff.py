@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -147,15 +149,15 @@ def test_x0_hat_is_computed_from_the_noised_latent() -> None:
     assert float(result.mse) < 1e-12
 
 
-def test_only_clean_latents_update_the_classifier_batchnorm_statistics() -> None:
+def test_a_step_on_x0_hat_leaves_no_state_in_the_classifier() -> None:
+    """x̂0 at large t is far from the latents: with BatchNorm it entered the running statistics (and collapsed the
+    evaluated classifier); the GroupNorm classifier keeps no statistics, so only parameters (and grads) change."""
     dit, classifier = _models()
     classifier.train()
-    stats = [m.running_var for m in classifier.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    before = [s.clone() for s in stats]
-    _run(dit, classifier, gamma=1.0, lam=0.2)  # x̂0: batch statistics used, running statistics untouched
-    assert all(torch.equal(a, b) for a, b in zip(before, stats, strict=True))
-    _run(dit, classifier, gamma=0.0, lam=0.2)  # z0: running statistics move
-    assert any(not torch.equal(a, b) for a, b in zip(before, stats, strict=True))
+    assert not list(classifier.buffers())
+    before = {k: v.clone() for k, v in classifier.state_dict().items()}
+    _run(dit, classifier, gamma=1.0, lam=0.2)
+    assert all(torch.equal(before[k], v) for k, v in classifier.state_dict().items())
 
 
 def test_scale_gradient_is_identity_forward_and_scales_backward() -> None:
@@ -173,25 +175,95 @@ def test_latent_classifier_shape_and_local_pretrained_weights(tmp_path, monkeypa
     import timm
 
     torch.manual_seed(7)
-    source = timm.create_model("test_resnet", num_classes=0)
+    source = timm.create_model("test_resnet")  # a published checkpoint: BatchNorm and an ImageNet head (fc)
+    with torch.no_grad():
+        for module in source.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                for tensor in (module.weight, module.bias, module.running_mean):
+                    tensor.normal_()
     save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(tmp_path / "backbone.safetensors"))
     model = LatentClassifier(LatentClassifierConfig(backbone="test_resnet", head_hidden=8,
                                                     pretrained_file=str(tmp_path / "backbone.safetensors")))
-    for name, value in source.state_dict().items():
+    # convolutions and the norms' scales and shifts load; running statistics and the head do not
+    expected = {k: v for k, v in source.state_dict().items()
+                if not k.startswith("fc.") and not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+    assert model.backbone.state_dict().keys() == expected.keys()
+    for name, value in expected.items():
         torch.testing.assert_close(model.backbone.state_dict()[name], value, rtol=0, atol=0)
     assert model.stem.in_channels == 4 and model.stem.out_channels == 3
     assert model(torch.randn(3, 4, 8, 8)).shape == (3,)
     save_latent_classifier(model, tmp_path / "c.safetensors", tmp_path / "c.json")
     loaded = load_latent_classifier(tmp_path / "c.safetensors").eval()
+    assert loaded.config.norm == "group"
     x = torch.randn(2, 4, 8, 8)
     torch.testing.assert_close(loaded(x), model.eval()(x), rtol=0, atol=0)
     with pytest.raises(FileNotFoundError, match="missing.safetensors"):
         LatentClassifier(LatentClassifierConfig(backbone="test_resnet",
                                                 pretrained_file=str(tmp_path / "missing.safetensors")))
+    # a classifier saved before GroupNorm (config without `norm`) still loads, as the BatchNorm model it is
+    old = LatentClassifier(LatentClassifierConfig(backbone="test_resnet", head_hidden=8, norm="batch")).eval()
+    save_latent_classifier(old, tmp_path / "old.safetensors")
+    old_config = {k: v for k, v in old.config.to_dict().items() if k != "norm"}
+    (tmp_path / "old.json").write_text(json.dumps(old_config))
+    torch.testing.assert_close(load_latent_classifier(tmp_path / "old.safetensors", tmp_path / "old.json").eval()(x),
+                               old(x), rtol=0, atol=0)
     # BCE-with-logits is the paper's sigmoid + cross-entropy
     logits, labels = torch.tensor([2.0, -1.0]), torch.tensor([1, 0])
     expected = -(torch.log(torch.sigmoid(torch.tensor(2.0))) + torch.log(1 - torch.sigmoid(torch.tensor(-1.0)))) / 2
     torch.testing.assert_close(classification_loss(logits, labels), expected)
+
+
+def _classifier_grads(model: LatentClassifier, z: torch.Tensor, labels: torch.Tensor, micro: int) -> torch.Tensor:
+    """Gradient of the mean loss over z, accumulated over micro-batches of `micro` samples (as grad_accum does)."""
+    model.zero_grad(set_to_none=True)
+    for start in range(0, len(z), micro):
+        loss = classification_loss(model(z[start:start + micro]), labels[start:start + micro])
+        (loss * micro / len(z)).backward()
+    return _grads(model)
+
+
+@pytest.mark.parametrize("backbone", ["resnet10t", "resnet101"])
+def test_latent_classifier_trains_at_a_per_process_batch_of_one(backbone: str) -> None:
+    """The paper's global batch 8 on 8 GPUs (or grad_accum 8) gives each process 1 latent of 4x32x32; ResNet's last
+    stage then runs on a 1x1 map, where BatchNorm fails ("Expected more than 1 value per channel")."""
+    torch.manual_seed(0)
+    model = LatentClassifier(LatentClassifierConfig(backbone=backbone, head_hidden=16)).train()
+    loss = classification_loss(model(torch.randn(1, 4, 32, 32)), torch.tensor([1]))
+    loss.backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and bool(torch.isfinite(g).all()) for g in grads)
+    assert float(model.stem.weight.grad.abs().sum()) > 0  # the gradient reaches the first layer
+
+
+def test_latent_classifier_output_does_not_depend_on_the_batch() -> None:
+    """GroupNorm normalises each sample alone: a latent's logit is the same in any batch, in train and eval mode,
+    and one batch of 8 gives the gradient of 8 micro-batches of 1 (8 processes, or grad_accum 8)."""
+    torch.manual_seed(0)
+    model = LatentClassifier(LatentClassifierConfig(backbone="resnet10t", head_hidden=16)).train()
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    g = torch.Generator().manual_seed(1)
+    z, labels = torch.randn(8, 4, 32, 32, generator=g), torch.tensor([0, 1, 1, 0, 1, 0, 0, 1])
+    batch = model(z)
+    torch.testing.assert_close(torch.cat([model(z[i:i + 1]) for i in range(8)]), batch, rtol=1e-5, atol=1e-5)
+    other_company = model(torch.cat([z[:2], 5 * torch.randn(6, 4, 32, 32, generator=g) + 3]))
+    torch.testing.assert_close(other_company[:2], batch[:2], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model.eval()(z), batch, rtol=1e-5, atol=1e-5)
+    model.train()
+    whole = _classifier_grads(model, z, labels, micro=8)
+    torch.testing.assert_close(_classifier_grads(model, z, labels, micro=1), whole, rtol=1e-4, atol=1e-6)
+
+
+def test_a_checkpoint_of_another_classifier_is_not_resumed() -> None:
+    """A run folder written by the BatchNorm classifier (its config has no `norm`) cannot resume into GroupNorm."""
+    from training.train import resume_conflicts
+
+    classifier = LatentClassifierConfig(backbone="resnet10t").to_dict()
+    current = {"params": {"lr": 1e-4}, "data": {"n_train": 8, "fingerprint": "f"}, "world_size": 1,
+               "classifier": classifier}
+    assert resume_conflicts(current, current) == []
+    old = current | {"classifier": {k: v for k, v in classifier.items() if k != "norm"}}
+    assert resume_conflicts(old, current) == ["classifier"]
+    assert resume_conflicts(current | {"classifier": None}, current | {"classifier": None}) == []
 
 
 # ---------------------------------------------------------------- data order

@@ -223,7 +223,9 @@ def test_resume_equals_uninterrupted(tmp_path: Path) -> None:
 
     with pytest.raises(Crash):
         train_classifier(params, train, synthetic, val, tmp_path / "resumed", evaluate=crash_at_6)
-    assert [p.name for p in (tmp_path / "resumed" / "checkpoints").glob("step_*")] == ["step_00000004"]
+    # beside the run folder, not in it: the run folder is a DVC out, checkpoints are resumable state
+    assert [p.name for p in (tmp_path / "checkpoints" / "resumed").glob("step_*")] == ["step_00000004"]
+    assert not (tmp_path / "resumed" / "checkpoints").exists()
     resumed = train_classifier(params, train, synthetic, val, tmp_path / "resumed", evaluate=lambda m, s: aucs[s])
 
     assert resumed.resumed_from == 4 and resumed.steps == whole.steps == 8
@@ -238,6 +240,26 @@ def test_resume_equals_uninterrupted(tmp_path: Path) -> None:
     # A finished run is not retrained: calling again returns its result from the last checkpoint.
     again = train_classifier(params, train, synthetic, val, tmp_path / "resumed", evaluate=crash_at_6)
     assert again.resumed_from == 8 and again.steps == 8
+
+
+def test_checkpoints_every_minutes_of_work_outside_the_run_folder(tmp_path: Path) -> None:
+    """The cadence is minutes of work (an injected clock: 25 s per reading), not steps; the latest k stay, in the
+    folder given, and an older version's checkpoints inside the run folder are taken over."""
+    items = _toy_items(tmp_path / "img", 8, "t", seed=0)
+    params = DownstreamParams(**TOY, max_steps=9, eval_every=3, patience=10, checkpoint_every_minutes=1,
+                              keep_checkpoints=2)
+    readings = iter(range(0, 10_000, 25))
+    result = train_classifier(params, items, [], items, tmp_path / "runs" / "a", evaluate=lambda m, s: s / 10,
+                              checkpoint_dir=tmp_path / "ckpt" / "a", clock=lambda: next(readings))
+    # readings 0 (start), 25, 50, 75 at step 3 (>= 60 s: save, restart at 100), 125, 150, 175 at step 6 (save,
+    # 200), 225 at step 7, 250 at step 8, and step 9 ends the run; keep 2 of {3, 6, 9}
+    assert sorted(p.name for p in (tmp_path / "ckpt" / "a").iterdir()) == ["step_00000006", "step_00000009"]
+    assert result.steps == 9 and not (tmp_path / "runs" / "a" / "checkpoints").exists()
+    legacy = tmp_path / "runs" / "a" / "checkpoints"
+    (tmp_path / "ckpt" / "a").rename(legacy)  # the layout of an older version
+    again = train_classifier(params, items, [], items, tmp_path / "runs" / "a", evaluate=lambda m, s: s / 10,
+                             checkpoint_dir=tmp_path / "ckpt" / "a")
+    assert again.resumed_from == 9 and not legacy.exists() and (tmp_path / "ckpt" / "a" / "step_00000009").is_dir()
 
 
 def test_early_stopping_on_a_scripted_auc_sequence(tmp_path: Path) -> None:
@@ -353,6 +375,10 @@ def test_stage_trains_both_and_writes_valid_predictions(tmp_path: Path) -> None:
     assert configs["baseline"]["params"] == configs["augmented"]["params"]
     assert (configs["baseline"]["train_synthetic"], configs["augmented"]["train_synthetic"]) == (0, 6)
     assert configs["baseline"]["train_real"] == configs["augmented"]["train_real"] == 16
+    # checkpoints are resumable state, beside the DVC out `runs` rather than in it
+    assert not list(outputs.runs.glob("*/checkpoints"))
+    assert sorted(p.name for p in (tmp_path / "out" / "checkpoints" / "augmented").iterdir()) == [
+        "step_00000003", "step_00000006"]
 
     summary = outputs.summary
     for name in ("baseline", "augmented"):

@@ -48,7 +48,7 @@ def test_resume_repeats_the_uninterrupted_run(tmp_path: Path) -> None:
     whole = train(data, tmp_path / "whole", params, val_set=val)
     partial = train(data, tmp_path / "resumed", params, val_set=val, stop_at_step=7)
     assert not partial.summary["completed"] and partial.summary["steps"] == 7
-    assert (tmp_path / "resumed/checkpoints/step_00000007/classifier_grad.safetensors").is_file()
+    assert (tmp_path / "checkpoints/resumed/step_00000007/classifier_grad.safetensors").is_file()
     # a run that died in step 8, after its step-7 checkpoint, had already logged step 8's samples
     with samples_seen_path(partial.run_dir, 0).open("a") as handle:
         handle.write("8\t0\tnot_a_key\n")
@@ -180,6 +180,69 @@ def test_stage_functions_write_loss_curves_and_flat_metrics(tmp_path: Path) -> N
     assert stored["report_dir"] == str(joint.report_dir) and stored["world_size"] == 1 and joint.rank == 0
     with pytest.raises(ValueError, match="lies in the run folder"):
         run_class_n_diff(data, tmp_path / "class_n_diff", tmp_path / "class_n_diff/report", params)
+
+
+def test_checkpoints_every_minutes_of_work_outside_the_run_folder_last_k_kept(tmp_path: Path) -> None:
+    """Checkpoints are resumable state (~7 GB at the real profile), not artifacts: not in the run folder (a DVC
+    out), the latest `keep_checkpoints` only, every so many minutes of work (an injected clock, 40 s a reading,
+    read at log steps) rather than a step count."""
+    data = toy_latents(16, 11)
+    params = TrainParams(steps=6, log_every=2, checkpoint_every=None, checkpoint_every_minutes=1, keep_checkpoints=5,
+                         validate_every=100, preset="setting1", **TINY)
+    readings = iter(range(0, 10_000, 40))
+    result = train(data, tmp_path / "run", params, checkpoint_dir=tmp_path / "ckpt", clock=lambda: next(readings))
+    # readings: 0 at the start, 40 at step 2, 80 at step 4 (>= 60 s: save, restart at 120), step 6 ends the run
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["step_00000004", "step_00000006"]
+    assert result.checkpoints == tmp_path / "ckpt" and not (result.run_dir / "checkpoints").exists()
+    # by steps, with the default folder beside the run folder; only the last 2 stay
+    by_steps = params.model_copy(update={"checkpoint_every": 1, "checkpoint_every_minutes": None,
+                                         "keep_checkpoints": 2})
+    other = train(data, tmp_path / "runs" / "other", by_steps)
+    assert other.checkpoints == tmp_path / "runs" / "checkpoints" / "other"
+    assert sorted(p.name for p in other.checkpoints.iterdir()) == ["step_00000005", "step_00000006"]
+
+
+def test_checkpoints_an_older_version_left_in_the_run_folder_move_out_and_resume(tmp_path: Path) -> None:
+    data = toy_latents(16, 12)
+    params = TrainParams(steps=4, log_every=1, checkpoint_every=2, validate_every=100, preset="setting1", **TINY)
+    whole = train(data, tmp_path / "whole", params)
+    run = tmp_path / "run"
+    train(data, run, params, stop_at_step=2, checkpoint_dir=run / "checkpoints")  # the old layout
+    resumed = train(data, run, params)
+    assert not (run / "checkpoints").exists() and sorted(p.name for p in resumed.checkpoints.iterdir()) == [
+        "step_00000002", "step_00000004"]
+    assert losses(resumed.run_dir, range(1, 5)) == losses(whole.run_dir, range(1, 5))
+    # checkpoints whose run folder is gone (no config.json to check them against) are not resumed
+    (run / "config.json").unlink()
+    again = train(data, run, params, stop_at_step=1)
+    assert [p.name for p in again.checkpoints.iterdir()] == ["step_00000001"]
+
+
+def test_the_training_stage_keeps_checkpoints_out_of_its_dvc_outs(tmp_path: Path) -> None:
+    import yaml
+
+    from pipelines.config import Params
+    from pipelines.stages import STAGES
+    from training.vae import CodecSpec
+
+    root = Path(__file__).resolve().parents[1]
+    params = Params.model_validate({"data_root": str(tmp_path / "data"), "lesions": {"sources": []}, "class_n_diff": {
+        "train": {"steps": 2, "log_every": 1, "checkpoint_every": 1, "validate_every": 100, "batch_size": 8, **TINY}}})
+    shards = params.path(params.latent_shards.out) / "shards"
+    shards.mkdir(parents=True)
+    write_toy_shards(shards, {"train": toy_latents(16, 13, (12, 8, 8)), "val": toy_latents(8, 14, (12, 8, 8))}, 20)
+    (params.path(params.vae.out)).mkdir(parents=True)
+    CodecSpec(kind="haar_wavelet", resolution=16).write(params.path(params.vae.out) / "codec.json")
+    outputs = STAGES["dit_baseline"].run(params)
+    checkpoints = tmp_path / "data" / "checkpoints" / "dit_baseline"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step_00000001", "step_00000002"]
+    outs = [next(iter(o)) if isinstance(o, dict) else o for o in
+            yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["dit_baseline"]["outs"]]
+    for out in outs:  # dvc.yaml's outs are relative to the project; params' data_root maps data/ here
+        out_path = tmp_path / out
+        assert out_path != checkpoints and out_path not in checkpoints.parents
+    assert outputs.run_dir == tmp_path / "data" / "dit_baseline" and not (outputs.run_dir / "checkpoints").exists()
+    assert (root / ".gitignore").read_text().count("data/checkpoints/") == 1
 
 
 # ---------------------------------------------------------------- the stage command under torchrun

@@ -188,5 +188,56 @@ def test_vae_stage_haar_kind_is_lossless(tmp_path: Path):
     table = _demo_table(tmp_path, count=10)
     outputs = run_vae(table, tmp_path, tmp_path / "vae", VaeParams(kind="haar_wavelet", resolution=16,
                                                                    eval_images=3, decode_workers=1, device="cpu"))
-    assert outputs.model is None and outputs.summary["latent_shape"] == [12, 8, 8]
+    assert outputs.summary["latent_shape"] == [12, 8, 8]
     assert outputs.summary["psnr_db"] > 60  # exact up to float rounding and the uint8 round trip
+
+
+def _stale_demo_model(out: Path) -> None:
+    """What a demo run leaves in <out>/model before the configuration switches codec."""
+    _tiny_model(3).save_pretrained(out / "model", safe_serialization=True)
+    (out / "model" / "fit.json").write_text('{"fit_key": "demo"}')
+
+
+def test_vae_stage_haar_kind_writes_the_model_out_and_drops_stale_weights(tmp_path: Path):
+    """dvc.yaml declares <out>/model as an out (and a dep of later stages): it must exist for every codec."""
+    table = _demo_table(tmp_path, count=6)
+    _stale_demo_model(tmp_path / "vae")
+    params = VaeParams(kind="haar_wavelet", resolution=16, eval_images=2, decode_workers=1, device="cpu")
+    outputs = run_vae(table, tmp_path, tmp_path / "vae", params)
+    assert outputs.model == tmp_path / "vae" / "model"
+    assert sorted(p.name for p in outputs.model.iterdir()) == ["model.json"]
+    assert json.loads((outputs.model / "model.json").read_text()) == {
+        "kind": "haar_wavelet", "resolution": 16, "wavelet_scale": 0.5, "encoder_id": "haar_wavelet-s0.5-fp32"}
+    rescaled = run_vae(table, tmp_path, tmp_path / "vae", params.model_copy(update={"wavelet_scale": 0.25}))
+    assert json.loads((rescaled.model / "model.json").read_text())["wavelet_scale"] == 0.25
+
+
+def test_vae_stage_pretrained_folder_writes_a_model_record(tmp_path: Path):
+    """A pretrained VAE: <out>/model names it, with its resolved config and weights hash; stale demo weights go,
+    and other weights under the same name give another record (so the stages that decode re-run)."""
+    table = _demo_table(tmp_path, count=6)
+    _stale_demo_model(tmp_path / "vae")
+    _tiny_model(0).save_pretrained(tmp_path / "pretrained_vae", safe_serialization=True)
+    params = VaeParams(pretrained="pretrained_vae", resolution=16, eval_images=2, decode_workers=1, device="cpu")
+    outputs = run_vae(table, tmp_path, tmp_path / "vae", params)
+    assert sorted(p.name for p in outputs.model.iterdir()) == ["model.json"]
+    record = json.loads((outputs.model / "model.json").read_text())
+    codec = open_codec(CodecSpec.read(outputs.codec), "cpu")
+    assert json.loads(outputs.codec.read_text())["source"] == str(tmp_path / "pretrained_vae")
+    assert record["kind"] == "autoencoder_kl" and record["pretrained"] == "pretrained_vae"
+    assert record["codec_sha256"] == codec.digest and codec.encoder_id.startswith(f"autoencoder_kl-{codec.digest[:16]}")
+    assert record["config"]["scaling_factor"] == 0.5 and record["config"]["block_out_channels"] == [8, 16]
+    assert record["config"]["_class_name"] == "AutoencoderKL"
+    assert str(tmp_path) not in (outputs.model / "model.json").read_text()  # machine-free
+    _tiny_model(1).save_pretrained(tmp_path / "pretrained_vae", safe_serialization=True)
+    again = run_vae(table, tmp_path, tmp_path / "vae", params)
+    assert json.loads((again.model / "model.json").read_text())["codec_sha256"] != record["codec_sha256"]
+
+
+def test_vae_stage_refuses_its_own_output_as_the_pretrained_model(tmp_path: Path):
+    table = _demo_table(tmp_path, count=6)
+    _stale_demo_model(tmp_path / "vae")
+    params = VaeParams(pretrained="vae/model", resolution=16, eval_images=2, decode_workers=1, device="cpu")
+    with pytest.raises(ValueError, match="own output folder"):
+        run_vae(table, tmp_path, tmp_path / "vae", params)
+    assert (tmp_path / "vae" / "model" / "diffusion_pytorch_model.safetensors").is_file()

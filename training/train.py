@@ -8,13 +8,17 @@ The run folder describes itself:
 
     config.json             resolved params, Table I settings, model configs, data shape, versions
     metrics.jsonl           one line per `log_every` steps, plus validation and sample-grid lines
-    checkpoints/step_*/     weights, EMA, optimizers, LR scheduler, RNG, step (the latest `keep_checkpoints`)
     samples/step_*.png      sample grids (benign / malignant [× skin-tone group])
     dit_ema.safetensors + dit_config.json                 the model later stages load (training.dit.load_dit)
     dit.safetensors                                        the raw (non-EMA) final weights
     classifier.safetensors + classifier_config.json       the latent classifier (joint settings only)
     summary.json            steps, final losses, validation metrics, throughput
     samples_seen/rank*.tsv  with `record_samples`: the latent keys each process trained on, per step
+
+Checkpoints (weights, EMA, optimizers, LR scheduler, RNG, step) are resumable state, not artifacts: they go to
+`checkpoint_dir` (default `<parent>/checkpoints/<run name>`), outside the run folder that DVC caches and pushes,
+every `checkpoint_every_minutes` of work and/or `checkpoint_every` steps; the latest `keep_checkpoints` stay
+(training/checkpoint_policy.py).
 
 Only the main process (rank 0) writes the shared files (each rank its own samples_seen file); every rank
 returns a RunResult with its `rank` (the sample grid only on rank 0), so callers write reports on rank 0 only.
@@ -39,6 +43,12 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from tqdm.auto import tqdm
 
+from training.checkpoint_policy import (
+    CheckpointCadence,
+    Clock,
+    adopt_legacy_checkpoints,
+    default_checkpoint_dir,
+)
 from training.class_n_diff.checkpoints import (
     TrainingState,
     checkpoint_name,
@@ -73,7 +83,7 @@ class RunResult:
     run_dir: Path
     config: Path
     metrics: Path
-    checkpoints: Path
+    checkpoints: Path  # the checkpoint folder (outside the run folder)
     dit_ema: Path
     dit_config: Path
     classifier: Path | None
@@ -143,6 +153,14 @@ def resolved_config(params: TrainParams, joint: JointConfig, dit: DiT, classifie
     }
 
 
+def micro_batch_size(batch_size: int, grad_accum: int, world_size: int) -> int:
+    """Latents per process and micro-batch: the global batch split evenly over processes x accumulation steps."""
+    if batch_size % (grad_accum * world_size):
+        raise ValueError(f"batch_size {batch_size} must divide by grad_accum {grad_accum} x {world_size} processes "
+                         f"(each process takes batch_size / (grad_accum x processes) latents per micro-batch)")
+    return batch_size // (grad_accum * world_size)
+
+
 def resume_conflicts(stored: dict, current: dict) -> list[str]:
     """What differs between a run folder's config.json and this run, beyond reporting fields ([]: resumable)."""
     old = {k: v for k, v in stored["params"].items() if k not in OPERATIONAL_FIELDS}
@@ -154,7 +172,14 @@ def resume_conflicts(stored: dict, current: dict) -> list[str]:
         changed.append("data.fingerprint")  # as many latents, but other images, labels or encodings
     if stored["world_size"] != current["world_size"]:
         changed.append("world_size")
+    if _classifier_config(stored) != _classifier_config(current):
+        changed.append("classifier")  # e.g. a checkpoint of the BatchNorm classifier (before GroupNorm)
     return changed
+
+
+def _classifier_config(config: dict) -> LatentClassifierConfig | None:
+    values = config.get("classifier")
+    return None if values is None else LatentClassifierConfig.from_dict(values)
 
 
 def truncate_metrics(path: Path, step: int) -> None:
@@ -199,31 +224,33 @@ class MetricWindow:
 
 def train(train_set: LatentSet, out_dir: Path, params: TrainParams, *, val_set: LatentSet | None = None,
           decode: Decode | None = None, stop_at_step: int | None = None,
-          resume: bool | Literal["if_compatible"] = True) -> RunResult:
+          resume: bool | Literal["if_compatible"] = True, checkpoint_dir: Path | None = None,
+          clock: Clock = time.monotonic) -> RunResult:
     """Train (or continue) the run in `out_dir`; `stop_at_step` stops early after checkpointing (tests, preemption).
 
     `resume=True` continues from the latest checkpoint in `out_dir` when one exists (and refuses if the stored
     config differs in anything but reporting fields); `resume=False` clears `out_dir` and starts over;
     `resume="if_compatible"` continues when it can and otherwise starts over, saying why (the pipeline stage:
     new images or new params mean a new model, an interrupted run of the same config continues).
+    Checkpoints go to `checkpoint_dir` (default: beside `out_dir`, never in it); `clock` times their cadence.
     """
     accelerator = make_accelerator(params.mixed_precision)
     threads = torch.get_num_threads()
     if accelerator.device.type == "cpu" and params.cpu_threads:
         torch.set_num_threads(params.cpu_threads)
     try:
-        return _train(accelerator, train_set, Path(out_dir), params, val_set, decode, stop_at_step, resume)
+        checkpoints = Path(checkpoint_dir) if checkpoint_dir is not None else default_checkpoint_dir(Path(out_dir))
+        return _train(accelerator, train_set, Path(out_dir), params, val_set, decode, stop_at_step, resume,
+                      checkpoints, clock)
     finally:
         torch.set_num_threads(threads)
 
 
 def _train(accelerator: Accelerator, train_set: LatentSet, out_dir: Path, params: TrainParams,
            val_set: LatentSet | None, decode: Decode | None, stop_at_step: int | None,
-           resume: bool | str) -> RunResult:
+           resume: bool | str, checkpoints: Path, clock: Clock) -> RunResult:
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
-    if params.batch_size % (params.grad_accum * world):
-        raise ValueError(f"batch_size {params.batch_size} must divide by grad_accum {params.grad_accum} x "
-                         f"{world} processes")
+    micro_batch_size(params.batch_size, params.grad_accum, world)
     check_latents(train_set, params.conditions, "training")
     if val_set is not None:
         check_latents(val_set, params.conditions, "validation")
@@ -259,9 +286,15 @@ def _train(accelerator: Accelerator, train_set: LatentSet, out_dir: Path, params
     state = TrainingState(dit=dit_module, ema=ema, classifier=classifier_module, optimizer_dit=optimizer_dit,
                           optimizer_classifier=optimizer_classifier, lr_scheduler=lr_scheduler)
 
-    checkpoints, metrics_path = out_dir / "checkpoints", out_dir / "metrics.jsonl"
+    metrics_path = out_dir / "metrics.jsonl"
+    if accelerator.is_main_process:
+        adopt_legacy_checkpoints(out_dir / "checkpoints", checkpoints)
+    accelerator.wait_for_everyone()
     start = 0
     latest = latest_checkpoint(checkpoints) if resume else None
+    if latest is not None and not (out_dir / "config.json").is_file():  # they belong to a run folder now gone
+        log.warning("%s: no config.json beside checkpoints %s: starting over", out_dir, checkpoints)
+        latest = None
     conflicts = resume_conflicts(json.loads((out_dir / "config.json").read_text()), config) if latest else []
     if conflicts and resume != "if_compatible":
         raise ValueError(f"{out_dir}: cannot resume, {conflicts} differ from {out_dir / 'config.json'}; "
@@ -273,8 +306,7 @@ def _train(accelerator: Accelerator, train_set: LatentSet, out_dir: Path, params
         start = load_checkpoint(latest, state)
         log.info("resuming %s from %s (step %d)", out_dir, latest.name, start)
     elif accelerator.is_main_process:
-        for stale in ("checkpoints", "samples", "metrics.jsonl", SAMPLES_SEEN):
-            target = out_dir / stale
+        for target in (checkpoints, *(out_dir / name for name in ("samples", "metrics.jsonl", SAMPLES_SEEN))):
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     accelerator.wait_for_everyone()  # every rank has read config.json and its checkpoint before rank 0 rewrites
     if accelerator.is_main_process:
@@ -289,6 +321,7 @@ def _train(accelerator: Accelerator, train_set: LatentSet, out_dir: Path, params
     end = params.steps if stop_at_step is None else min(params.steps, stop_at_step)
     window, last_log, grid = MetricWindow(device), {}, None
     last_good = latest
+    cadence = CheckpointCadence(params.checkpoint_every, params.checkpoint_every_minutes, clock)
 
     def write_metrics(line: dict) -> None:
         if accelerator.is_main_process:
@@ -360,13 +393,29 @@ def _train(accelerator: Accelerator, train_set: LatentSet, out_dir: Path, params
                                     steps=params.sample_steps, guidance=params.sample_guidance, seed=params.seed,
                                     device=device, decode=decode)
             write_metrics({"step": done, "kind": "sample_grid", **grid})
-        if done % params.checkpoint_every == 0 or done == end:
+        if checkpoint_due(cadence, done, end, done % params.log_every == 0, accelerator):
             if accelerator.is_main_process:
                 save_checkpoint(checkpoints, done, state, params.keep_checkpoints)
             accelerator.wait_for_everyone()
+            cadence.saved()
             last_good = checkpoints / checkpoint_name(done)
     progress.close()
-    return finish(out_dir, params, joint, state, config, end, last_log, grid, decode, accelerator, val_set)
+    return finish(out_dir, params, joint, state, config, end, last_log, grid, decode, accelerator, val_set,
+                  checkpoints)
+
+
+def checkpoint_due(cadence: CheckpointCadence, done: int, end: int, read_clock: bool, accelerator: Accelerator) -> bool:
+    """At the end, on the step cadence, or (read only at log steps, `read_clock`) when the minutes are up. Every
+    rank must agree, and their clocks differ: under DDP the time verdict is all-reduced (any rank due: all save)."""
+    if done == end or cadence.steps_due(done):
+        return True
+    if not read_clock or cadence.every_minutes is None:
+        return False
+    due = cadence.time_due()
+    if accelerator.num_processes > 1:
+        flag = torch.tensor(float(due), device=accelerator.device)
+        due = float(accelerator.reduce(flag, reduction="sum")) > 0
+    return due
 
 
 def validation_line(step: int, dit: DiT, ema: DiT, classifier: LatentClassifier | None, val_set: LatentSet,
@@ -382,7 +431,7 @@ def validation_line(step: int, dit: DiT, ema: DiT, classifier: LatentClassifier 
 
 def finish(out_dir: Path, params: TrainParams, joint: JointConfig, state: TrainingState, config: dict, end: int,
            last_log: dict, grid: dict | None, decode: Decode | None, accelerator: Accelerator,
-           val_set: LatentSet | None) -> RunResult:
+           val_set: LatentSet | None, checkpoints: Path) -> RunResult:
     """Final weights, the last sample grid and summary.json (only when the run reached params.steps)."""
     completed = end >= params.steps
     files = {"dit_ema": out_dir / "dit_ema.safetensors", "dit_config": out_dir / "dit_config.json",
@@ -413,7 +462,7 @@ def finish(out_dir: Path, params: TrainParams, joint: JointConfig, state: Traini
     accelerator.wait_for_everyone()
     seen = out_dir / SAMPLES_SEEN if params.record_samples else None
     return RunResult(run_dir=out_dir, config=out_dir / "config.json", metrics=out_dir / "metrics.jsonl",
-                     checkpoints=out_dir / "checkpoints", sample_grid=grid_path, summary=summary,
+                     checkpoints=checkpoints, sample_grid=grid_path, summary=summary,
                      rank=accelerator.process_index, world_size=accelerator.num_processes, samples_seen=seen,
                      **files)
 

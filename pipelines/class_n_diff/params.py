@@ -19,7 +19,8 @@ class ClassNDiffParams(BaseModel):
     train: TrainParams = TrainParams()
     train_split: str = "train"  # latent-shard splits read when the stage is given the shards folder
     val_split: str = "val"
-    out: str = "class_n_diff"  # run folder of class_n_diff_model (a DVC out, persistent: checkpoints resume)
+    out: str = "class_n_diff"  # run folder of class_n_diff_model (a DVC out, persistent so a run resumes; its
+    # checkpoints live in <checkpoints>/class_n_diff, no DVC out: params `checkpoints`)
     baseline_out: str = "dit_baseline"  # run folder of dit_baseline
     # Report folders beside the run folders (DVC forbids a metrics/plots file inside an out): final_metrics.json
     # (dvc metrics), loss_curve.csv (dvc plots, x = step), loss_curve.png and the last sample grid (sample_grid.png)

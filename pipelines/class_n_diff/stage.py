@@ -2,9 +2,10 @@
 
 `run_class_n_diff` trains the DiT with the latent classifier (Table I setting of `params.preset`);
 `run_dit_baseline` trains the same DiT alone (setting 1) for comparison. Both continue from the latest
-checkpoint of `out_dir` when it holds one of the same configuration, and start over when the images or the
-params changed (a nightly run after new images arrived trains a new model). The run folder is `training.train`'s
-(what later stages read: dit_ema, classifier, config.json, summary.json); the report folder, beside it
+checkpoint (kept outside `out_dir`, in `checkpoint_dir`) when `out_dir` holds a run of the same configuration,
+and start over when the images or the params changed (a nightly run after new images arrived trains a new
+model). The run folder is `training.train`'s (what later stages read: dit_ema, classifier, config.json,
+summary.json; no checkpoints: they are resumable state, not artifacts); the report folder, beside it
 because DVC forbids a metrics or plots file inside an out, holds
 
     final_metrics.json flat final numbers, for `dvc metrics`
@@ -94,12 +95,13 @@ def flat_metrics(summary: dict) -> dict:
 def run_class_n_diff(latents: Latents, out_dir: Path, report_dir: Path, params: TrainParams, *,
                      val_latents: Latents | None = None, codec_spec: Path | None = None, decode: Decode | None = None,
                      resume: bool | str = "if_compatible", train_split: str = "train",
-                     val_split: str = "val") -> ClassNDiffOutputs:
+                     val_split: str = "val", checkpoint_dir: Path | None = None) -> ClassNDiffOutputs:
     """Train (or finish training) the run in `out_dir`; write its metrics, loss curves and sample grid to `report_dir`.
 
     `latents`: a LatentSet, shard paths, or the latent-shards folder (then `train_split`, and `val_split` for
     validation unless `val_latents` is given). Sample grids are decoded with `decode`, else with the codec of
-    `codec_spec` (the vae stage's codec.json), else saved as latent-channel grids.
+    `codec_spec` (the vae stage's codec.json), else saved as latent-channel grids. Checkpoints go to
+    `checkpoint_dir` (default: beside `out_dir`), outside the run folder that DVC caches.
     """
     out_dir, report_dir = Path(out_dir), Path(report_dir)
     if report_dir.resolve() == out_dir.resolve() or report_dir.resolve().is_relative_to(out_dir.resolve()):
@@ -113,7 +115,8 @@ def run_class_n_diff(latents: Latents, out_dir: Path, report_dir: Path, params: 
         decode = codec_decoder(codec_spec)
     log.info("training %s (%s, %s) on %d latents %s", out_dir, params.preset, params.model, len(train_set),
              tuple(train_set.mean.shape[1:]))
-    result = train(train_set, out_dir, params, val_set=val_set, decode=decode, resume=resume)
+    result = train(train_set, out_dir, params, val_set=val_set, decode=decode, resume=resume,
+                   checkpoint_dir=checkpoint_dir)
     return _outputs(result, params, report_dir)
 
 

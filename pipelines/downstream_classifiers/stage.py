@@ -47,7 +47,7 @@ BASELINE, OVERSAMPLED, AUGMENTED = "baseline", "oversampled", "augmented"
 class DownstreamOutputs:
     predictions: Path  # isic_test + external sets, both classifiers
     validation_predictions: Path  # isic_val, both classifiers
-    runs: Path  # <classifier>/: run.json, result.json, model.safetensors, config.json, checkpoints/
+    runs: Path  # <classifier>/: run.json, result.json, model.safetensors, config.json
     summary_json: Path
     summary: dict
 
@@ -61,13 +61,16 @@ def output_paths(out: Path) -> dict[str, Path]:
 
 def run_downstream_classifiers(params: DownstreamParams, lesions: Path, external_sets: Path | None,
                                synthetic_shards: Path | None, data_root: Path, out: Path,
-                               plan: Path | None = None) -> DownstreamOutputs:
+                               plan: Path | None = None, checkpoints: Path | None = None) -> DownstreamOutputs:
     """`lesions`: the lesions parquet; `external_sets`: the external-sets parquet (None or absent: no external
     test sets); `synthetic_shards`: the synthetic_shards stage's output folder (None: no `augmented` classifier);
     `plan`: the generation plan parquet (None: no `oversampled` classifier); `data_root`: the folder image paths
-    are relative to."""
+    are relative to; `checkpoints`: where each classifier's resumable checkpoints go, `<checkpoints>/<classifier>`
+    (default `<out>/checkpoints`: outside the DVC out `<out>/runs`)."""
+    checkpoints = Path(checkpoints) if checkpoints is not None else Path(out) / "checkpoints"
     with intra_op_threads(params.torch_threads):
-        return _run(params, Path(lesions), external_sets, synthetic_shards, Path(data_root), Path(out), plan)
+        return _run(params, Path(lesions), external_sets, synthetic_shards, Path(data_root), Path(out), plan,
+                    checkpoints)
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class Job:
 
 
 def _run(params: DownstreamParams, lesions: Path, external_sets: Path | None, synthetic_shards: Path | None,
-         data_root: Path, out: Path, plan: Path | None) -> DownstreamOutputs:
+         data_root: Path, out: Path, plan: Path | None, checkpoints: Path) -> DownstreamOutputs:
     paths = output_paths(out)
     table = pd.read_parquet(lesions)
     train = lesion_split(table, data_root, "train", "isic_train", str(lesions))
@@ -111,7 +114,7 @@ def _run(params: DownstreamParams, lesions: Path, external_sets: Path | None, sy
                      oversampled_items(train.items, train.meta, plan_table, seed) if arm == OVERSAMPLED else [])
             name = arm if len(seeds) == 1 else f"{arm}_s{seed}"
             jobs.append(Job(name, arm, params.model_copy(update={"seed": seed}), extra))
-    results = run_jobs(jobs, train, validation, test_sets, paths["runs"], params.parallel_runs)
+    results = run_jobs(jobs, train, validation, test_sets, paths["runs"], params.parallel_runs, checkpoints)
 
     predictions, validation_rows, classifiers = [], [], {}
     for job, (val_frame, frames, summary) in zip(jobs, results, strict=True):
@@ -144,10 +147,10 @@ def _run(params: DownstreamParams, lesions: Path, external_sets: Path | None, sy
 
 
 def run_jobs(jobs: list[Job], train: TestSet, validation: TestSet, test_sets: list[TestSet], runs: Path,
-             parallel: int) -> list[tuple[pd.DataFrame, list[pd.DataFrame], dict]]:
+             parallel: int, checkpoints: Path) -> list[tuple[pd.DataFrame, list[pd.DataFrame], dict]]:
     """Train and predict every job; `parallel` > 1 runs that many at once in spawned processes (CPU demo: one
     classifier per core, one thread each, as the DiT runs)."""
-    arguments = [(job, train, validation, test_sets, runs) for job in jobs]
+    arguments = [(job, train, validation, test_sets, runs, checkpoints) for job in jobs]
     if parallel <= 1 or len(jobs) <= 1:
         return [train_and_predict(*a) for a in arguments]
     import multiprocessing
@@ -159,12 +162,13 @@ def run_jobs(jobs: list[Job], train: TestSet, validation: TestSet, test_sets: li
 
 
 def train_and_predict(job: Job, train: TestSet, validation: TestSet, test_sets: list[TestSet],
-                      runs: Path) -> tuple[pd.DataFrame, list[pd.DataFrame], dict]:
+                      runs: Path, checkpoints: Path) -> tuple[pd.DataFrame, list[pd.DataFrame], dict]:
     params = job.params
     with intra_op_threads(params.torch_threads):
         log.info("%s: %d real + %d extra training images, %d validation", job.name, len(train.items),
                  len(job.extra), len(validation.items))
-        result = train_classifier(params, train.items, job.extra, validation.items, runs / job.name, name=job.name)
+        result = train_classifier(params, train.items, job.extra, validation.items, runs / job.name, name=job.name,
+                                  checkpoint_dir=checkpoints / job.name)
         model, config = load_classifier(result.weights)
         device = resolve_device(params.device)
         model.to(device)

@@ -6,7 +6,10 @@
   as safetensors + config.json in `<out>/model`, and load it back through the same `from_pretrained`.
   A model whose fit key (fit params, resolution, image policy, train image hashes) is unchanged is
   reused, so re-running the stage keeps the encoder id and with it every cached latent.
-Writes `<out>/codec.json` (read by `latent_shards` and later stages), `report.json`, `reconstructions.png`.
+Writes `<out>/codec.json` (read by `latent_shards` and later stages), `report.json`, `reconstructions.png`
+and always `<out>/model` (a DVC out, and a dep of the stages that decode): the fitted weights, or for a
+pretrained VAE / the Haar transform a `model.json` naming the codec with its resolved config and a hash of its
+weights, so the out exists for every codec and changes exactly when the codec does (no stale demo weights).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,13 +40,14 @@ from training.vae.quality import psnr, ssim, to_unit
 log = logging.getLogger(__name__)
 
 GRID_IMAGES = 8
+MODEL_RECORD = "model.json"  # <out>/model/model.json when the stage fits nothing
 EVAL_BATCH = 16
 
 
 @dataclass(frozen=True)
 class VaeOutputs:
     codec: Path  # codec.json
-    model: Path | None  # the fitted model folder (demo), else None
+    model: Path  # <out>/model: the fitted weights (demo), else model.json naming the codec
     report: Path
     grid: Path
     summary: dict
@@ -87,20 +92,47 @@ def fit_small_autoencoder(lesions: pd.DataFrame, data_root: Path, model_dir: Pat
     model.register_to_config(shift_factor=shift, scaling_factor=scale)
     record = {"fit_key": key, "train_images": len(train), "steps": fit.steps, "seconds": round(history.seconds, 1),
               "final_loss": history.losses[-1], "scaling_factor": scale, "shift_factor": shift}
-    model_dir.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}.", dir=model_dir.parent))
+
+    def fill(folder: Path) -> None:
+        model.save_pretrained(folder, safe_serialization=True)
+        (folder / "fit.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+    replace_folder(model_dir, fill)
+    return record
+
+
+def replace_folder(folder: Path, fill: Callable[[Path], None]) -> Path:
+    """Write a new `folder` through `fill(temp)` and swap it in whole: no file of an earlier codec survives,
+    and a crash leaves the old folder."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        model.save_pretrained(temp, safe_serialization=True)
-        (temp / "fit.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        fill(temp)
         for path in (temp, *temp.iterdir()):  # mkdtemp makes the folder private; the model is a shared artifact
             path.chmod(0o755 if path.is_dir() else 0o644)
-        if model_dir.exists():
-            shutil.rmtree(model_dir)
-        temp.rename(model_dir)
+        if folder.exists():
+            shutil.rmtree(folder)
+        temp.rename(folder)
     finally:
         if temp.exists():
             shutil.rmtree(temp)
-    return record
+    return folder
+
+
+def model_record(spec: CodecSpec, codec, params: VaeParams) -> dict:  # noqa: ANN001 (a LatentCodec)
+    """What `<out>/model` holds for a codec the stage does not fit: which codec, as configured (no machine
+    paths), its resolved config and the sha256 of its weights and scaling (KLCodec.digest)."""
+    if spec.kind == "haar_wavelet":
+        return {"kind": spec.kind, "resolution": spec.resolution, "wavelet_scale": spec.wavelet_scale,
+                "encoder_id": codec.encoder_id}
+    config = {k: v for k, v in codec.model.config.items() if k == "_class_name" or not k.startswith("_")}
+    return {"kind": spec.kind, "pretrained": params.pretrained, "subfolder": spec.subfolder,
+            "revision": spec.revision, "resolution": spec.resolution, "config": config, "codec_sha256": codec.digest}
+
+
+def write_model_record(model_dir: Path, record: dict) -> Path:
+    """Replace `model_dir` by a folder holding only `model.json` (stale fitted weights go)."""
+    return replace_folder(model_dir, lambda folder: write_json(record, folder / MODEL_RECORD))
 
 
 def codec_spec(lesions: pd.DataFrame, data_root: Path, out_dir: Path, params: VaeParams) -> tuple[CodecSpec, dict]:
@@ -113,6 +145,11 @@ def codec_spec(lesions: pd.DataFrame, data_root: Path, out_dir: Path, params: Va
             if candidate.is_dir():
                 source = str(candidate)
                 break
+        model_dir = output_paths(out_dir)["model"].resolve()
+        if Path(source).resolve() == model_dir or model_dir in Path(source).resolve().parents:
+            raise ValueError(f"vae.pretrained {params.pretrained!r} is this stage's own output folder {model_dir}, "
+                             f"which every run replaces: copy the model elsewhere (e.g. <data_root>/pretrained_vae) "
+                             f"and point vae.pretrained there")
         return CodecSpec("autoencoder_kl", params.resolution, source, params.subfolder, params.revision), {}
     fit = fit_small_autoencoder(lesions, data_root, output_paths(out_dir)["model"], params)
     return CodecSpec("autoencoder_kl", params.resolution, source="model"), fit
@@ -151,6 +188,8 @@ def run_vae(lesions_path: Path, data_root: Path, out_dir: Path, params: VaeParam
     out_dir.mkdir(parents=True, exist_ok=True)
     spec.write(paths["codec"])
     codec = open_codec(CodecSpec.read(paths["codec"]), params.device)  # the path every later stage takes
+    if spec.source != "model":
+        write_model_record(paths["model"], model_record(spec, codec, params))
     evaluation = held_out(lesions, params.eval_images)
     images = load_split_images(evaluation, data_root, params.resolution, params.decode_workers)
     reconstructed, quality = evaluate_codec(codec, images)
@@ -168,5 +207,5 @@ def run_vae(lesions_path: Path, data_root: Path, out_dir: Path, params: VaeParam
     write_json(summary, paths["report"])
     log.info("vae %s: PSNR %.2f dB, SSIM %.3f on %d held-out images", codec.encoder_id, quality["psnr_db"],
              quality["ssim"], len(evaluation))
-    return VaeOutputs(codec=paths["codec"], model=paths["model"] if spec.source == "model" else None,
+    return VaeOutputs(codec=paths["codec"], model=paths["model"],
                       report=paths["report"], grid=paths["grid"], summary=summary)

@@ -1,10 +1,11 @@
 """Checkpoints of a training run: everything needed to continue it exactly.
 
-`checkpoints/step_%08d/` holds the DiT, its EMA and the classifier as safetensors, the classifier's pending
+`<checkpoint folder>/step_%08d/` holds the DiT, its EMA and the classifier as safetensors, the classifier's pending
 accumulated gradients (when its optimizer steps every k > 1 steps and the checkpoint falls between two),
 both optimizers' states and the RNG states (`torch.save`, read back with `weights_only=True`), the LR
 scheduler state and the step (`state.json`). The folder is written under a temporary name and renamed,
-and `state.json` is written last, so a crash never leaves a checkpoint that looks whole.
+and `state.json` is written last, so a crash never leaves a checkpoint that looks whole. The folder lies
+outside the run folder, and only the latest `keep_checkpoints` stay (training/checkpoint_policy.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from training.checkpoint_policy import keep_latest
 from training.rng_state import rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
@@ -73,8 +75,7 @@ def save_checkpoint(folder: Path, step: int, state: TrainingState, keep: int) ->
     if final.exists():
         shutil.rmtree(final)
     os.replace(temp, final)
-    for old in sorted(p for p in folder.glob("step_*") if p.is_dir())[:-keep]:
-        shutil.rmtree(old)
+    keep_latest(folder, keep)
     log.info("checkpoint %s", final)
     return final
 

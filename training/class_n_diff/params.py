@@ -1,7 +1,7 @@
 """Parameters of one Class-N-Diff (or DiT-only) training run.
 
 Defaults are the CPU demo (4×8×8 latents from the demo VAE, a few hundred of them, minutes on 2 cores).
-The real profile (paper §IV-A and METHOD.md §2–3) sets:
+The real profile (paper §IV-A and METHOD.md §2–3; pipelines/profiles.py, `fairskin config --profile real`) sets:
 
     model: DiT-L/4            # 24 blocks, hidden 1024, 16 heads, patch 4 (paper §III-B)
     classifier_backbone: resnet101
@@ -12,7 +12,7 @@ The real profile (paper §IV-A and METHOD.md §2–3) sets:
     ema_decay: 0.9999         # DiT
     ema_warmup: false
     cpu_threads: null
-    checkpoint_every: 10000
+    checkpoint_every_minutes: 30   # ~7 GB each (DiT-L, EMA, AdamW, ResNet-101), outside the DVC out
     validate_every: 10000
     sample_every: 20000
 
@@ -69,9 +69,13 @@ class TrainParams(BaseModel):
     classifier_pretrained_file: str | None = None
     classifier_head_hidden: int = Field(512, ge=1)
     classifier_lr: float = Field(1e-4, gt=0)
-    # run folder
-    checkpoint_every: int = Field(200, ge=1)
+    # resumable checkpoints (training/checkpoint_policy.py): outside the run folder, every so many minutes of work
+    # (what a crash may cost; the clock is read every `log_every` steps, where all ranks agree on it) and/or every
+    # so many steps (None: not by that measure), always at the end
+    checkpoint_every_minutes: float | None = Field(30.0, gt=0)
+    checkpoint_every: int | None = Field(None, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
+    # run folder
     validate_every: int = Field(200, ge=1)
     sample_every: int = Field(0, ge=0)  # 0: a sample grid at the end only
     sample_steps: int = Field(50, ge=1)  # DDIM steps for the grid
@@ -109,6 +113,6 @@ class TrainParams(BaseModel):
 
 
 # Fields that change how a run reports, not what it computes: a resumed run may change them.
-OPERATIONAL_FIELDS = frozenset({"checkpoint_every", "keep_checkpoints", "validate_every", "sample_every",
-                                "sample_steps", "sample_per_row", "sample_guidance", "log_every", "compile",
-                                "cpu_threads", "mixed_precision", "record_samples"})
+OPERATIONAL_FIELDS = frozenset({"checkpoint_every", "checkpoint_every_minutes", "keep_checkpoints", "validate_every",
+                                "sample_every", "sample_steps", "sample_per_row", "sample_guidance", "log_every",
+                                "compile", "cpu_threads", "mixed_precision", "record_samples"})

@@ -16,15 +16,14 @@ sees a one-step-denoised z0): within a micro-batch the gate gave to x̂0, sample
 classifier z0 instead. Without it, the classifier gradient reaches the DiT multiplied by √(1-ᾱ_t)/√ᾱ_t (≈156
 at t = 999), and on the demo joint training wrecks the generator (docs/experiment.md, "Class-N-Diff vs DiT").
 
-The classifier's BatchNorm running statistics are updated by clean latents only: x̂0 at large t is far from
-the latent distribution (the 1/√ᾱ_t of x̂0 reaches ≈156 at t = 999), and letting it into the running
-variance makes the evaluated classifier (eval-mode BN) collapse to one class.
+The classifier normalises with GroupNorm (training/latent_classifier.py): it keeps no running statistics, so x̂0
+far from the latent distribution (its 1/√ᾱ_t reaches ≈156 at t = 999) leaves nothing behind but its gradient, and
+a sample's logit does not depend on the rest of its micro-batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -49,26 +48,6 @@ class _ScaleGradient(torch.autograd.Function):
 def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
     """Identity in the forward pass; multiplies the gradient by `scale` in the backward pass."""
     return _ScaleGradient.apply(x, scale)
-
-
-@contextmanager
-def frozen_running_stats(module: nn.Module) -> Iterator[None]:
-    """Run `module` in training mode (batch statistics) without changing its BatchNorm running statistics.
-
-    The forward pass updates throw-away copies; the original buffers are put back untouched (copying values
-    back in place would bump the version of tensors that autograd saved for the backward pass)."""
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    names = ("running_mean", "running_var", "num_batches_tracked")
-    saved = [{name: getattr(m, name) for name in names} for m in norms]
-    for m in norms:
-        for name in names:
-            setattr(m, name, getattr(m, name).clone())
-    try:
-        yield
-    finally:
-        for m, buffers in zip(norms, saved, strict=True):
-            for name, value in buffers.items():
-                setattr(m, name, value)
 
 
 @dataclass
@@ -120,8 +99,7 @@ def joint_step(dit: nn.Module, classifier: nn.Module | None, schedule: Diffusion
             if x0_hat_max_t is not None:  # above it x̂0 is noise amplified by 1/√ᾱ_t: those samples show z0
                 x0_hat = torch.where((t <= x0_hat_max_t).view(-1, *[1] * (z0.dim() - 1)), x0_hat, z0.float())
             # backward weighs L_cls by classifier_scale; rescale what reaches the DiT to λ·dit_scale·∇
-            with frozen_running_stats(classifier):
-                logits = classifier(scale_gradient(x0_hat, lam * dit_scale / classifier_scale))
+            logits = classifier(scale_gradient(x0_hat, lam * dit_scale / classifier_scale))
         else:
             logits = classifier(z0)
         loss_cls = classification_loss(logits, conditions["label"])

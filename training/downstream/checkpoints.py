@@ -1,10 +1,11 @@
 """Resumable checkpoints of a downstream classifier run.
 
-`checkpoints/step_%08d/` holds the weights (`model.safetensors`), the best weights so far
+`<checkpoint folder>/step_%08d/` holds the weights (`model.safetensors`), the best weights so far
 (`best_model.safetensors`, once an evaluation has happened), the optimizer state and the RNG states
 (`torch.save`, read back with `weights_only=True`) and `state.json` (step, early-stopping state, history,
 whether the run had finished). The folder is written under a temporary name and renamed, `state.json` last,
-so a crash never leaves a checkpoint that looks whole. Resume always takes the latest complete one.
+so a crash never leaves a checkpoint that looks whole. Resume always takes the latest complete one. The folder
+lies outside the run folder, and only the latest `keep_checkpoints` stay (training/checkpoint_policy.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from training.checkpoint_policy import keep_latest
 from training.downstream.model import model_weights
 from training.rng_state import rng_state, set_rng_state
 
@@ -60,8 +62,7 @@ def save_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optim
     if final.exists():
         shutil.rmtree(final)
     os.replace(temp, final)
-    for old in sorted(p for p in folder.glob("step_*") if p.is_dir())[:-keep]:
-        shutil.rmtree(old)
+    keep_latest(folder, keep)
     log.debug("checkpoint %s", final)
     return final
 

@@ -5,7 +5,7 @@ MobileNetV3). Real profile (documented here, set in params.yaml): `backbone: res
 `vit_small_patch16_224`), `pretrained_file: <local ImageNet weights>`, `image_size: 224`, `batch_size: 64`,
 `lr: 1e-4`, `weight_decay: 1e-4`, `max_steps` = epochs x ceil(real training images / batch) (20 epochs of
 the 57,882 ISIC training images at batch 64: 18,100 steps), `eval_every` ~ one epoch of real images (905),
-`patience: 5`, `checkpoint_every: 905`, `num_workers: 8`, `cache_images: false`.
+`patience: 5`, `checkpoint_every_minutes: 30`, `num_workers: 8`, `cache_images: false`.
 
 The budget is counted in optimizer steps, not epochs: the augmented classifier's training set is larger,
 so "the same number of epochs" would give it more updates than the baseline, and the comparison would
@@ -19,8 +19,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Fields that change how a run executes, not what it computes: a run resumes across changes of these.
-EXECUTION_FIELDS = ("eval_batch_size", "checkpoint_every", "keep_checkpoints", "num_workers", "cache_images", "device",
-                    "torch_threads", "parallel_runs", "seeds", "arms")
+EXECUTION_FIELDS = ("eval_batch_size", "checkpoint_every", "checkpoint_every_minutes", "keep_checkpoints",
+                    "num_workers", "cache_images", "device", "torch_threads", "parallel_runs", "seeds", "arms")
 
 
 class DownstreamParams(BaseModel):
@@ -67,7 +67,10 @@ class DownstreamParams(BaseModel):
     blur_kernel: int = Field(5, ge=1)
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     blur_probability: float = Field(1.0, ge=0, le=1)
-    checkpoint_every: int = Field(100, ge=1)  # steps between resumable checkpoints
+    # resumable checkpoints (training/checkpoint_policy.py, outside the run folder): every so many minutes of work
+    # and/or steps (None: not by that measure), and when the run finishes
+    checkpoint_every_minutes: float | None = Field(30.0, gt=0)
+    checkpoint_every: int | None = Field(None, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     num_workers: int = Field(0, ge=0)  # DataLoader worker processes (real profile: 8)
     cache_images: bool = True  # keep decoded, resized images in memory (demo; off for the full ISIC set)

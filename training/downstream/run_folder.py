@@ -3,7 +3,7 @@
 `fingerprint` holds the parameters that change the result (all but EXECUTION_FIELDS) and hashes of the
 training and validation items (key, label, content id); the rest records every parameter and the data counts.
 A folder whose fingerprint differs loses its checkpoints and starts over; otherwise training resumes from
-its latest checkpoint.
+its latest checkpoint. The checkpoints live outside the run folder (training/checkpoint_policy.py).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from training.checkpoint_policy import adopt_legacy_checkpoints
 from training.downstream.checkpoints import latest_checkpoint
 from training.downstream.dataset import ImageItem
 from training.downstream.params import EXECUTION_FIELDS, DownstreamParams
@@ -37,7 +38,9 @@ def run_config(params: DownstreamParams, real: Sequence[ImageItem], synthetic: S
             "train_real": len(real), "train_synthetic": len(synthetic), "validation": len(validation)}
 
 
-def start_or_resume(run_dir: Path, config: dict) -> Path | None:
+def start_or_resume(run_dir: Path, config: dict, checkpoints: Path) -> Path | None:
+    """Write `run.json`; the latest checkpoint under `checkpoints` to resume from, or None (and no stale ones)."""
+    adopt_legacy_checkpoints(run_dir / "checkpoints", checkpoints)
     run_file = run_dir / "run.json"
     previous = json.loads(run_file.read_text()) if run_file.is_file() else None
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -45,6 +48,6 @@ def start_or_resume(run_dir: Path, config: dict) -> Path | None:
     if previous is None or previous.get("fingerprint") != config["fingerprint"]:
         if previous is not None:
             log.warning("%s: run.json differs from this run's settings or data; starting over", run_dir)
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        shutil.rmtree(checkpoints, ignore_errors=True)
         return None
-    return latest_checkpoint(run_dir / "checkpoints")
+    return latest_checkpoint(checkpoints)

@@ -6,9 +6,10 @@ augmentation are functions of (seed, step) (data_order.py), and the global RNG i
 bit, and one resumed from its latest checkpoint ends with the weights of an uninterrupted run.
 
 The run folder describes itself: `run.json` (parameters, data counts, a fingerprint that decides whether
-the folder's checkpoints can be resumed: run_folder.py), `checkpoints/`, `result.json` (steps, best step,
+the folder's checkpoints can be resumed: run_folder.py), `result.json` (steps, best step,
 early stop, and per evaluation: step, mean training loss since the previous one, val AUC), and the final
-`model.safetensors` + `config.json` holding the best-validation-AUC weights.
+`model.safetensors` + `config.json` holding the best-validation-AUC weights. Its checkpoints (resumable
+state, not artifacts) go to `checkpoint_dir`, outside it (training/checkpoint_policy.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
+from training.checkpoint_policy import CheckpointCadence, Clock, default_checkpoint_dir
 from training.downstream.augment import AugmentationSettings
 from training.downstream.checkpoints import Checkpoint, load_checkpoint, save_checkpoint
 from training.downstream.data_order import TrainingOrder, derived_seed
@@ -90,21 +93,25 @@ def augmentation_settings(params: DownstreamParams) -> AugmentationSettings | No
 
 def train_classifier(params: DownstreamParams, real: Sequence[ImageItem], synthetic: Sequence[ImageItem],
                      validation: Sequence[ImageItem], run_dir: Path, evaluate: Evaluator | None = None,
-                     name: str = "classifier") -> TrainResult:
+                     name: str = "classifier", checkpoint_dir: Path | None = None,
+                     clock: Clock = time.monotonic) -> TrainResult:
     """Train on `real` + `synthetic` (mixed per params.synthetic_mixing), early-stopped on the validation AUC
-    (`evaluate`, default: AUC of `validation`); resumes from the latest checkpoint in `run_dir`."""
+    (`evaluate`, default: AUC of `validation`); resumes from the latest checkpoint in `checkpoint_dir` (default:
+    beside `run_dir`, never in it); `clock` times the checkpoint cadence."""
+    checkpoints = Path(checkpoint_dir) if checkpoint_dir is not None else default_checkpoint_dir(Path(run_dir))
     with intra_op_threads(params.torch_threads):
-        return _train(params, real, synthetic, validation, Path(run_dir), evaluate, name)
+        return _train(params, real, synthetic, validation, Path(run_dir), evaluate, name, checkpoints, clock)
 
 
 def _train(params: DownstreamParams, real: Sequence[ImageItem], synthetic: Sequence[ImageItem],
-           validation: Sequence[ImageItem], run_dir: Path, evaluate: Evaluator | None, name: str) -> TrainResult:
+           validation: Sequence[ImageItem], run_dir: Path, evaluate: Evaluator | None, name: str,
+           checkpoints: Path, clock: Clock) -> TrainResult:
     device = resolve_device(params.device)
     labels = {item.label for item in validation}
     if evaluate is None and labels != {0, 1}:
         raise ValueError(f"{name}: the validation set holds labels {sorted(labels)}; early stopping on validation "
                          f"AUC needs malignant and benign images")
-    checkpoint_path = start_or_resume(run_dir, run_config(params, real, synthetic, validation))
+    checkpoint_path = start_or_resume(run_dir, run_config(params, real, synthetic, validation), checkpoints)
 
     torch.manual_seed(params.seed)
     model = create_backbone(params.backbone, params.pretrained_file).to(device)
@@ -135,6 +142,7 @@ def _train(params: DownstreamParams, real: Sequence[ImageItem], synthetic: Seque
         model.train()
         losses: list[float] = []
         progress = tqdm(total=params.max_steps, initial=start, desc=f"train {name}", unit="step", leave=False)
+        cadence = CheckpointCadence(params.checkpoint_every, params.checkpoint_every_minutes, clock)
         for step, (images, targets) in enumerate(loader, start=start + 1):  # `step` = optimizer steps done
             torch.manual_seed(derived_seed("step", params.seed, step))
             logits = model(images.to(device)).reshape(-1)
@@ -155,10 +163,11 @@ def _train(params: DownstreamParams, real: Sequence[ImageItem], synthetic: Seque
                          history[-1]["train_loss"], auc, stopping.best_auc, stopping.best_step)
                 losses = []
             finished = stopping.should_stop or step == params.max_steps
-            if finished or step % params.checkpoint_every == 0:
-                save_checkpoint(run_dir / "checkpoints", model, optimizer,
+            if finished or cadence.due(step):
+                save_checkpoint(checkpoints, model, optimizer,
                                 Checkpoint(step, stopping.state_dict(), history, finished, best_weights),
                                 params.keep_checkpoints)
+                cadence.saved()
             if finished:
                 break
         progress.close()

@@ -59,8 +59,9 @@ class KLCodec:
         self.latent_channels = int(config.latent_channels)
         self.downsample = 2 ** (len(config.block_out_channels) - 1)
         self.precision = "bf16" if self.device.type == "cuda" else "fp32"
-        digest = weights_digest(model, extra=f"scale={self.scaling_factor}|shift={self.shift_factor}")
-        self.encoder_id = f"autoencoder_kl-{digest[:16]}-{self.precision}"
+        # sha256 of the weights, scaling and shift: what the codec computes, whatever the device
+        self.digest = weights_digest(model, extra=f"scale={self.scaling_factor}|shift={self.shift_factor}")
+        self.encoder_id = f"autoencoder_kl-{self.digest[:16]}-{self.precision}"
 
     def _autocast(self):
         if self.device.type == "cuda":
