@@ -34,6 +34,7 @@ SMOKE = {
     ("generation_report", "quality", "min_skin_tone_agreement"): 0.0,
     ("generation_report", "quality", "min_label_auc"): 0.0,
     ("generation_report", "quality", "max_memorized_fraction"): 1.0,
+    ("generation_report", "quality", "min_skin_colour_plausible"): 0.0,
     ("fairness_report", "check", "max_sensitivity_gap"): 1.0,
     ("fairness_report", "check", "max_auc_drop"): None,
 }

@@ -60,6 +60,7 @@ def test_a_generator_that_draws_what_it_is_asked_passes(real_data, tmp_path, mon
     assert report["fid_ratio"] < 3.0  # a fresh draw from the same renderer is as close as the other real half
     assert report["label_auc"] > 0.7
     assert report["memorized_fraction"] < 0.2
+    assert min(report["models"]["class_n_diff"]["skin_colour_plausible_by_group"].values()) >= 0.9
     assert report["passed"], report["failures"]
     assert (tmp_path / "quality.json").is_file() and (tmp_path / "class_n_diff_grid_by_cell.png").is_file()
 
@@ -71,6 +72,20 @@ def test_a_noise_generator_fails(real_data, tmp_path, monkeypatch):
     assert not report["passed"]
     failed = " ".join(report["failures"])
     assert "fid_ratio" in failed and "skin_tone_agreement" in failed and "label_auc" in failed
+
+
+def test_navy_dark_skin_fails_on_skin_colour_whatever_its_ita(real_data, tmp_path, monkeypatch):
+    def draw(label: int, group: str, k: int) -> np.ndarray:
+        image = render(label, group, 10_000 + k)
+        # FST V-VI drawn navy: blue and red channels swapped, so b* < 0. L* stays dark, so the ITA estimator
+        # (atan2(L* - 50, b*)) still calls most of it "dark"; only its colour is impossible for skin.
+        return image[..., ::-1].copy() if group == "C" else image
+
+    report = audit(real_data, tmp_path, monkeypatch, draw)
+    by_group = report["models"]["class_n_diff"]["skin_colour_plausible_by_group"]
+    assert by_group["A"] >= 0.9 and by_group["B"] >= 0.9 and by_group["C"] < 0.2
+    assert report["skin_colour_plausible_worst_group"] == by_group["C"]
+    assert any("skin_colour_plausible_worst_group" in f for f in report["failures"])
 
 
 def test_a_copying_generator_fails_on_memorisation(real_data, tmp_path, monkeypatch):
@@ -108,10 +123,10 @@ def test_halves_split_every_cell_evenly():
 def test_gate_limits_decide_both_ways():
     limits = QualityParams().limits()
     good = {"fid_ratio": 2.0, "skin_tone_agreement": 0.9, "label_auc": 0.9, "memorized_fraction": 0.05,
-            "shards": {"skin_tone_agreement": 0.9}}
+            "skin_colour_plausible_worst_group": 0.95, "shards": {"skin_tone_agreement": 0.9}}
     assert gate(good, limits, "q.json").success
     for key, bad in (("fid_ratio", 1e3), ("skin_tone_agreement", 0.1), ("label_auc", 0.5),
-                     ("memorized_fraction", 0.9)):
+                     ("memorized_fraction", 0.9), ("skin_colour_plausible_worst_group", 0.3)):
         report = gate(good | {key: bad}, limits, "q.json")
         assert not report.success and [o.column for o in report.failures] == [key]
     report = gate(good | {"shards": {"skin_tone_agreement": 0.2}}, limits, "q.json")

@@ -34,11 +34,15 @@ class QualityParams(BaseModel):
     min_skin_tone_agreement: float = Field(0.6, ge=0, le=1)  # also applied to the shards' samples
     min_label_auc: float = Field(0.6, ge=0, le=1)
     max_memorized_fraction: float = Field(0.2, ge=0, le=1)
+    # Worst asked skin-tone group's share of samples whose skin hue and chroma lie in real skin's range
+    # (quality.py): blue, purple or green "skin" fails whatever its ITA group.
+    min_skin_colour_plausible: float = Field(0.7, ge=0, le=1)
     seed: int = 0
 
     def limits(self) -> dict[str, float]:
         return {"max_fid_ratio": self.max_fid_ratio, "min_skin_tone_agreement": self.min_skin_tone_agreement,
-                "min_label_auc": self.min_label_auc, "max_memorized_fraction": self.max_memorized_fraction}
+                "min_label_auc": self.min_label_auc, "max_memorized_fraction": self.max_memorized_fraction,
+                "min_skin_colour_plausible": self.min_skin_colour_plausible}
 
 
 class GenerationReportParams(BaseModel):

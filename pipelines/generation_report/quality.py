@@ -14,6 +14,10 @@ never the generator's training images):
 - `memorized_fraction`: share of samples whose nearest real *training* neighbour is closer than the 5th
   percentile of held-out-real -> training nearest-neighbour distances (so ~0.05 for a generator that is as
   close to the training set as new real images are; a copying generator scores near 1).
+- `skin_colour_plausible`: share of samples whose healthy skin (the ITA estimator's pixels) has a hue angle
+  atan2(b*, a*) and chroma inside the range real held-out skin spans (its 1st-99th percentiles, widened by
+  `HUE_MARGIN` and `CHROMA_MARGIN`); per asked skin-tone group too, and the gate reads the worst group. The ITA
+  only reads L* and b*: a navy or purple "dark skin" can land in the asked group; this catches it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,37 @@ from pipelines.skin_tone.ita import measure_skin_tone
 MEMORIZATION_PERCENTILE = 5.0
 GROUPS = ("A", "B", "C", "unknown")
 WORKING_SIDE = 256
+SKIN_RANGE_PERCENTILES = (1.0, 99.0)
+HUE_MARGIN = 5.0  # degrees either side of the real range
+CHROMA_MARGIN = 0.2  # relative, either side of the real range
+
+
+@dataclass(frozen=True)
+class SkinMeasurements:
+    groups: np.ndarray  # the ITA estimator's group per image ("unknown" when too little skin)
+    hue: np.ndarray  # degrees, atan2(b*, a*) of the median skin colour; NaN when unmeasurable
+    chroma: np.ndarray  # sqrt(a*^2 + b*^2)
+
+
+@dataclass(frozen=True)
+class SkinColourRange:
+    hue: tuple[float, float]
+    chroma: tuple[float, float]
+
+    @classmethod
+    def of(cls, real: SkinMeasurements) -> SkinColourRange:
+        hue, chroma = real.hue[~np.isnan(real.hue)], real.chroma[~np.isnan(real.chroma)]
+        if not len(hue):
+            raise ValueError("skin colour range: no real image has enough healthy skin to measure")
+        h_lo, h_hi = np.percentile(hue, SKIN_RANGE_PERCENTILES)
+        c_lo, c_hi = np.percentile(chroma, SKIN_RANGE_PERCENTILES)
+        return cls((float(h_lo - HUE_MARGIN), float(h_hi + HUE_MARGIN)),
+                   (float(c_lo * (1 - CHROMA_MARGIN)), float(c_hi * (1 + CHROMA_MARGIN))))
+
+    def contains(self, measured: SkinMeasurements) -> np.ndarray:
+        with np.errstate(invalid="ignore"):  # NaN (unmeasurable) compares False: implausible
+            return ((measured.hue >= self.hue[0]) & (measured.hue <= self.hue[1])
+                    & (measured.chroma >= self.chroma[0]) & (measured.chroma <= self.chroma[1]))
 
 
 @dataclass(frozen=True)
@@ -51,22 +86,39 @@ def split_halves(attributes: pd.DataFrame, seed: int) -> HeldOutHalves:
     return HeldOutHalves(np.array(sorted(a)), np.array(sorted(b)))
 
 
-def measured_groups(images: np.ndarray, min_pixels: int) -> np.ndarray:
-    """The ITA estimator's group per image, measured at its ~256-px working size (its masks' pixel sizes are set
-    for the lesions stage's 256-px drafts), so small images are upsampled (bicubic) first."""
-    groups = []
+def measure_skin(images: np.ndarray, min_pixels: int) -> SkinMeasurements:
+    """The ITA estimator on each image at its ~256-px working size (its masks' pixel sizes are set for the
+    lesions stage's 256-px drafts), so small images are upsampled (bicubic) first."""
+    groups, hue, chroma = [], [], []
     for image in images:
         if image.shape[0] < WORKING_SIDE:
             image = np.asarray(Image.fromarray(image).resize((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BICUBIC))
-        groups.append(measure_skin_tone(image, min_pixels).group)
-    return np.array(groups)
+        m = measure_skin_tone(image, min_pixels)
+        groups.append(m.group)
+        hue.append(float(np.degrees(np.arctan2(m.b_star, m.a_star))))
+        chroma.append(float(np.hypot(m.a_star, m.b_star)))
+    return SkinMeasurements(np.array(groups, dtype=object).astype(str), np.array(hue), np.array(chroma))
 
 
-def skin_tone_agreement(images: np.ndarray, asked: np.ndarray, min_pixels: int) -> tuple[float, dict]:
+def measured_groups(images: np.ndarray, min_pixels: int) -> np.ndarray:
+    return measure_skin(images, min_pixels).groups
+
+
+def skin_tone_agreement(images: np.ndarray | SkinMeasurements, asked: np.ndarray, min_pixels: int
+                        ) -> tuple[float, dict]:
     """(share measured == asked, confusion {asked: {measured: count}}) with the pipeline's ITA estimator."""
-    measured = measured_groups(images, min_pixels)
+    measured = images.groups if isinstance(images, SkinMeasurements) else measured_groups(images, min_pixels)
     confusion = {a: {m: int(((asked == a) & (measured == m)).sum()) for m in GROUPS} for a in GROUPS[:3]}
     return (float((measured == asked).mean()) if len(asked) else float("nan")), confusion
+
+
+def skin_colour_plausibility(measured: SkinMeasurements, asked: np.ndarray, real: SkinColourRange) -> dict:
+    """Share of images whose skin colour lies in `real`'s range: overall, per asked group, and the worst group."""
+    inside = real.contains(measured)
+    by_group = {g: float(inside[asked == g].mean()) for g in GROUPS[:3] if (asked == g).any()}
+    return {"skin_colour_plausible": float(inside.mean()) if len(inside) else float("nan"),
+            "skin_colour_plausible_by_group": by_group,
+            "skin_colour_plausible_worst_group": min(by_group.values()) if by_group else float("nan")}
 
 
 def nearest_distances(queries: torch.Tensor, reference: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -108,7 +160,8 @@ def gate(quality: dict, limits: dict[str, float], where: str):  # -> ValidationR
     rules = (("fid_ratio", "max_fid_ratio", lambda v, lim: v <= lim),
              ("skin_tone_agreement", "min_skin_tone_agreement", lambda v, lim: v >= lim),
              ("label_auc", "min_label_auc", lambda v, lim: v >= lim),
-             ("memorized_fraction", "max_memorized_fraction", lambda v, lim: v <= lim))
+             ("memorized_fraction", "max_memorized_fraction", lambda v, lim: v <= lim),
+             ("skin_colour_plausible_worst_group", "min_skin_colour_plausible", lambda v, lim: v >= lim))
     outcomes = []
     for key, limit_name, ok in rules:
         value, limit = quality.get(key), limits[limit_name]

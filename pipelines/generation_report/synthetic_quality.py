@@ -72,13 +72,18 @@ def run_synthetic_quality(params: QualityParams, lesions: pd.DataFrame, data_roo
     repeats = math.ceil(params.min_samples / len(halves.a))
     asked = pd.concat([heldout_attributes.iloc[halves.a]] * repeats, ignore_index=True)
 
-    real_agreement, _ = q.skin_tone_agreement(heldout_images, heldout_attributes["skin_tone_group"].to_numpy(),
-                                              params.min_skin_pixels)
+    heldout_tone = heldout_attributes["skin_tone_group"].to_numpy()
+    real_skin = q.measure_skin(heldout_images, params.min_skin_pixels)
+    real_agreement, _ = q.skin_tone_agreement(real_skin, heldout_tone, params.min_skin_pixels)
+    skin_range = q.SkinColourRange.of(real_skin)
     report = {
         "reference_network": NAME,
         "reference_auc_heldout": roc_auc(heldout_attributes["label"].to_numpy(),
                                            network.malignant_probability(heldout_images)),
         "skin_tone_agreement_real_heldout": real_agreement,
+        "skin_colour_range": {"hue_degrees": skin_range.hue, "chroma": skin_range.chroma},
+        "skin_colour_plausible_real_heldout": q.skin_colour_plausibility(real_skin, heldout_tone, skin_range)[
+            "skin_colour_plausible_worst_group"],
         "n_train": len(train_images), "n_heldout": len(heldout_images), "limits": params.limits(), "models": {},
     }
     sampling = params.sampling or SamplingParams()
@@ -87,12 +92,14 @@ def run_synthetic_quality(params: QualityParams, lesions: pd.DataFrame, data_roo
     for name, judged in models.items():
         images = draw_audit_samples(judged.model, judged.decode, asked, sampling, desc=f"{name} audit")
         report["models"][name] = _judge(network, judged, images, asked, features, halves, params, train_images,
-                                        out_dir, name)
+                                        skin_range, out_dir, name)
     if shards is not None and len(shards):
         shard_images = load_all(shards)
-        agreement, confusion = q.skin_tone_agreement(shard_images, shards.attributes["skin_tone_group"].to_numpy(),
-                                                     params.min_skin_pixels)
+        shard_tone = shards.attributes["skin_tone_group"].to_numpy()
+        shard_skin = q.measure_skin(shard_images, params.min_skin_pixels)
+        agreement, confusion = q.skin_tone_agreement(shard_skin, shard_tone, params.min_skin_pixels)
         report["shards"] = {"n": len(shard_images), "skin_tone_agreement": agreement, "confusion": confusion,
+                            **q.skin_colour_plausibility(shard_skin, shard_tone, skin_range),
                             "label_auc": roc_auc(shards.attributes["label"].to_numpy(),
                                                    network.malignant_probability(shard_images))}
     if roundtrip is not None:
@@ -104,7 +111,8 @@ def run_synthetic_quality(params: QualityParams, lesions: pd.DataFrame, data_roo
                                                             network.malignant_probability(reconstructed))
     gated = report["models"].get(GATED, {})
     report |= {k: gated.get(k) for k in ("fid_heldout", "fid_real_reference", "fid_ratio", "skin_tone_agreement",
-                                         "label_auc", "memorized_fraction", "n_samples")}
+                                         "label_auc", "memorized_fraction", "skin_colour_plausible_worst_group",
+                                         "n_samples")}
     verdict = q.gate(report, params.limits(), str(out_dir / "quality.json"))
     report["passed"] = verdict.success
     report["failures"] = [o.describe() for o in verdict.failures]
@@ -119,10 +127,12 @@ def _features(network: torch.nn.Module, images: np.ndarray) -> torch.Tensor:
 
 
 def _judge(network, judged: JudgedModel, images: np.ndarray, asked: pd.DataFrame, features: dict,  # noqa: ANN001
-           halves: q.HeldOutHalves, params: QualityParams, train_images: np.ndarray, out_dir: Path, name: str) -> dict:
+           halves: q.HeldOutHalves, params: QualityParams, train_images: np.ndarray, skin_range: q.SkinColourRange,
+           out_dir: Path, name: str) -> dict:
     synthetic = _features(network, images)
     asked_tone, asked_label = asked["skin_tone_group"].to_numpy(), asked["label"].to_numpy()
-    agreement, confusion = q.skin_tone_agreement(images, asked_tone, params.min_skin_pixels)
+    skin = q.measure_skin(images, params.min_skin_pixels)
+    agreement, confusion = q.skin_tone_agreement(skin, asked_tone, params.min_skin_pixels)
     memo = q.memorization(synthetic, features["heldout"], features["train"])
     grid = grid_by_cell(draw_audit_samples(judged.model, judged.decode, BALANCED, params.sampling, f"{name} grid"),
                         BALANCED, out_dir / f"{name}_grid_by_cell.png", f"{name}: samples per asked cell")
@@ -130,6 +140,7 @@ def _judge(network, judged: JudgedModel, images: np.ndarray, asked: pd.DataFrame
                           out_dir / f"{name}_closest_pairs.png", memo["threshold"])
     return {**q.fid_scores(synthetic, features["heldout"], halves),
             "skin_tone_agreement": agreement, "skin_tone_confusion": confusion,
+            **q.skin_colour_plausibility(skin, asked_tone, skin_range),
             "label_auc": roc_auc(asked_label, network.malignant_probability(images)),
             "memorized_fraction": memo["memorized_fraction"], "memorization_threshold": memo["threshold"],
             "median_nn_distance_synthetic": memo["median_nn_distance_synthetic"],
@@ -141,7 +152,7 @@ def _judge(network, judged: JudgedModel, images: np.ndarray, asked: pd.DataFrame
 def comparison_table(report: dict) -> str:
     """Class-N-Diff vs DiT baseline (Table II on the demo), as markdown."""
     keys = ("fid_heldout", "fid_real_reference", "fid_ratio", "skin_tone_agreement", "label_auc",
-            "memorized_fraction", "n_samples")
+            "memorized_fraction", "skin_colour_plausible", "skin_colour_plausible_worst_group", "n_samples")
     names = list(report["models"])
     lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for key in keys:

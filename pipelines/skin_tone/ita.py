@@ -50,6 +50,7 @@ class SkinToneMeasurement:
     chardon: str  # "very_light" | "light" | "intermediate" | "tan" | "brown" | "dark" | "unknown"
     fitzpatrick_estimate: int | None  # 1..6 by the Kinyanjui thresholds, None when not measurable
     group: str  # "A" (I-II) | "B" (III-IV) | "C" (V-VI) | "unknown"
+    a_star: float = math.nan  # median a* (redness) of the same pixels: with b*, the skin's hue and chroma
 
 
 def ita_degrees(l_star: float | np.ndarray, b_star: float | np.ndarray) -> float | np.ndarray:
@@ -124,6 +125,7 @@ def measure_skin_tone(rgb: np.ndarray, min_pixels: int = 200) -> SkinToneMeasure
         return SkinToneMeasurement(nan, nan, nan, n_pixels, "unknown", None, "unknown")
     l_star = float(np.median(lab[..., 0][mask]))
     b_star = float(np.median(lab[..., 2][mask]))
+    a_star = float(np.median(lab[..., 1][mask]))
     ita = float(ita_degrees(l_star, b_star))
     fitzpatrick = fitzpatrick_from_ita(ita)
     return SkinToneMeasurement(
@@ -134,4 +136,5 @@ def measure_skin_tone(rgb: np.ndarray, min_pixels: int = 200) -> SkinToneMeasure
         chardon=chardon_category(ita),
         fitzpatrick_estimate=fitzpatrick,
         group=fitzpatrick_group(fitzpatrick),
+        a_star=a_star,
     )
