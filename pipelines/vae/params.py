@@ -32,7 +32,8 @@ class VaeFitParams(_Strict):
     seed: int = 0
     # Intra-op threads while fitting. Measured on this project's shared 2-core machine (batch 16, 64 px):
     # 1 thread 0.9 s/step, 2 threads 2.5-4.3 s/step when other processes share the cores (spin-waiting);
-    # uncontended, 2 threads ~0.35 s/step. null: torch's default.
+    # uncontended, 2 threads ~0.35 s/step. null: torch's default. Re-measured 2026-12-06: the demo's 200 steps on
+    # 2 threads took 7 min 56 s while other jobs shared the cores (95 s on 1 thread): 1 stays the default.
     threads: int | None = 1
 
 
