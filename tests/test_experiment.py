@@ -77,6 +77,32 @@ def test_identical_arms_differ_by_zero_and_a_better_arm_is_found():
     assert c["arms"]["augmented"]["sensitivity"]["value"] == pytest.approx(expected)
 
 
+
+def test_the_planted_gap_is_paired_on_seeds():
+    # Each seed's threshold shifts both groups alike: the seed-level spread is common to A and C, and the gap
+    # within every seed is 0.2. Sharing the seed draws between the groups cancels that spread, so the gap's CI is
+    # as wide as with no seed spread at all (images alone); drawing seeds per group (the old code) doubled it.
+    n_pos = 40
+    labels = np.array([1] * n_pos + [0] * 40 + [1] * n_pos + [0] * 40)
+    groups = np.array(["A"] * 80 + ["C"] * 80)
+    ranks = np.concatenate([np.arange(n_pos), np.zeros(40), np.arange(n_pos) - 8, np.zeros(40)]) / n_pos
+    scores = {f"{arm}_s{s}": np.clip(ranks, 0, 1) for arm in ("baseline", "oversampled") for s in range(3)}
+    table = predictions(scores, labels, groups)
+
+    def gap(seed_thresholds: tuple[float, ...]) -> dict:
+        thresholds = {f"{arm}_s{s}": t for arm in ("baseline", "oversampled") for s, t in enumerate(seed_thresholds)}
+        result = run_experiment(table, thresholds, ["ddi"], draws=1000, confidence=0.95, seed=0)
+        per_seed = {g: result["test_sets"]["ddi"][g]["arms"]["baseline"]["sensitivity"]["per_seed"] for g in "AC"}
+        return per_seed, result["test_sets"]["ddi"]["gap_A_minus_C"]["baseline"]["sensitivity"]
+
+    per_seed, shifted = gap((0.8, 0.5, 0.1))
+    assert per_seed == {"A": [0.2, 0.5, 0.9], "C": [0.0, 0.3, 0.7]}
+    _, images_only = gap((0.5, 0.5, 0.5))
+    assert shifted["value"] == pytest.approx(0.2) and images_only["value"] == pytest.approx(0.2)
+    width = {name: g["ci"][1] - g["ci"][0] for name, g in (("shifted", shifted), ("images_only", images_only))}
+    assert shifted["ci"][0] > 0 and width["shifted"] < 1.3 * width["images_only"], (shifted, images_only)
+
+
 def test_headline_says_when_the_ci_contains_zero():
     result = {"seeds": 3, "confidence": 0.95, "test_sets": {"ddi": {"C": {"positives": 48, "differences": {
         "augmented-baseline": {"sensitivity": {"value": 0.05, "ci": [-0.02, 0.12]}},

@@ -9,7 +9,8 @@ Confidence intervals: a paired bootstrap over images *and* seeds. Each resample 
 and benign images with replacement (stratified by label, so counts stay fixed) and the seed indices with
 replacement; both arms of a difference see the same images and the same seed indices (seed s is the same
 initialisation, data order and augmentation draw in every arm), so the CI is of the paired difference. The
-planted gap (sensitivity FST I-II minus FST V-VI) resamples each group's images independently.
+planted gap (sensitivity FST I-II minus FST V-VI) resamples each group's images independently (they are
+disjoint) and shares the seed indices between the groups (seed s is one classifier scoring both groups).
 
 AUC under a resample of positives (counts w_p) and negatives (counts w_n) is w_p^T M w_n / (n_p n_n) with
 M[i, j] = 1[s_i > s_j] + 1/2 1[s_i = s_j] (Mann-Whitney), so every resample is two matrix products.
@@ -113,13 +114,16 @@ def run_experiment(table: pd.DataFrame, thresholds: dict[str, float], test_sets:
                  "test_sets": {}}
     for test_set in test_sets:
         per_group, resampled = {}, {}
+        # One seed resample per draw, shared by every group and arm of the test set: seed s is the same classifier
+        # in every group (and the same initialisation and data order in every arm), so differences between
+        # groups and between arms are paired on seeds; images are resampled per group (disjoint images).
+        seed_draws = rng.integers(0, n_seeds, size=(draws, n_seeds))
         for group in GROUPS:
             data = group_data(table, test_set, group, arms, thresholds)
             if data is None:
                 continue
             n_pos, n_neg = int((data.labels == 1).sum()), int((data.labels == 0).sum())
             w_pos, w_neg = _resample_counts(rng, n_pos, draws), _resample_counts(rng, n_neg, draws)
-            seed_draws = rng.integers(0, n_seeds, size=(draws, n_seeds))
             entry = {"n": len(data.labels), "positives": n_pos, "arms": {}, "differences": {}}
             boot = {}
             for arm in arms:
@@ -136,7 +140,7 @@ def run_experiment(table: pd.DataFrame, thresholds: dict[str, float], test_sets:
                             "ci": _interval(boot[first][m] - boot[second][m], confidence)}
                         for m in ("sensitivity", "auc")}
             per_group[group], resampled[group] = entry, boot
-        if {"A", "C"} <= set(per_group):  # the planted gap: FST I-II minus FST V-VI, groups resampled independently
+        if {"A", "C"} <= set(per_group):  # the planted gap: FST I-II minus V-VI, images resampled per group
             for arm in arms:
                 gap = resampled["A"][arm]["sensitivity"] - resampled["C"][arm]["sensitivity"]
                 point = (per_group["A"]["arms"][arm]["sensitivity"]["value"]
