@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from training.conditions import null_index
@@ -49,19 +50,26 @@ from training.diffusion_classifier.comparison import (
     LabelledLatents,
     compare_votes,
     markdown_table,
+    paired_auc_bootstrap,
     paired_auc_difference,
     positive_share,
+    vote,
 )
+from training.diffusion_classifier.decision import SCORES, raw_score
 from training.diffusion_classifier.evaluation import (
     auc_by_t,
     auc_vs_trials,
     informative_t_range,
     ranking_scores,
+    ranking_trial_counts,
+    seed_summary,
     sufficient_trials,
+    trials_in_window,
     vote_accuracy_by_t,
 )
 from training.diffusion_classifier.plots import (
     plot_accuracy_vs_trials,
+    plot_auc_vs_evaluations,
     plot_confidence_by_outcome,
     plot_retention_curve,
     render_counterfactual_gallery,
@@ -70,6 +78,7 @@ from training.diffusion_classifier.plots import (
 log = logging.getLogger("bench_diffusion_classifier")
 SHAPE = (4, 8, 8)
 TRIAL_COUNTS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 501]  # the Fig. 2 ablation's N, prefixes of one run
+GOAL_MAX_EVALS, GOAL_AUC_TOLERANCE = 50, 0.02  # issue 15: <= 50 evaluations/image, test AUC within 0.02 of (b)
 
 
 class ToyLatents:
@@ -268,8 +277,8 @@ def shards_folder(path: Path) -> Path:
                             "stage's output folder")
 
 
-def trained_main(args: argparse.Namespace) -> None:
-    """The trained DiT on the ISIC val (tuning) and test (variants) latents."""
+def variants_main(args: argparse.Namespace) -> None:
+    """`--variants`: the trained DiT on the ISIC val (accuracy tuning) and test latents, variants (a)-(e') (issue 7)."""
     import pandas as pd
 
     from pipelines.diffusion_classifier_report import DiffusionClassifierReportParams, load_split
@@ -289,8 +298,8 @@ def trained_main(args: argparse.Namespace) -> None:
              tuple(test.latents.shape[1:]))
     base = DiffusionClassifierParams(n_trials=501, chunk_size=args.chunk_size,
                                      images_per_forward=args.images_per_forward, seed=args.seed)
-    # the report's own tuning (its default tolerances and min_trials), searching up to the paper's 501 trials
-    report = DiffusionClassifierReportParams(classifier=base)
+    # the report's accuracy tuning (issue 7; its default tolerances and min_trials), up to the paper's 501 trials
+    report = DiffusionClassifierReportParams(classifier=base, tuning_target="accuracy", tuning_seeds=(args.seed,))
     tuning, tuning_s = timed(lambda: tune_vote(model, validation.latents, validation.labels, validation.conditions,
                                                validation.image_ids, report, schedule, torch.device("cpu")))
     t_range, budget = tuning.classifier.t_range, tuning.classifier.n_trials
@@ -324,6 +333,137 @@ def trained_main(args: argparse.Namespace) -> None:
     write_summary(args.out, summary, rows)
 
 
+def ranking_curve(fulls: list[DiffusionClassification], labels: torch.Tensor, score: str,
+                  window: tuple[float, float], counts: list[int], resamples: int) -> list[dict]:
+    """Test AUC of `score` from the first N trials inside `window` of each seed's full run (mean, SD over seeds),
+    each paired against the same seeds' full votes under the same score (bootstrap over images and seeds).
+    These prefixes share their trials with the reference, so their differences are smaller than an independent
+    run's; the chosen setting is also run on its own (the goal row)."""
+    positive = (labels == 1).long().numpy()
+    reference = np.stack([raw_score(full, score).numpy() for full in fulls])
+    available = min(trials_in_window(f.timesteps, f.errors, window) for f in fulls)
+    rows = []
+    for n in [c for c in counts if c <= available]:
+        prefix = np.stack([ranking_scores(f.errors, f.timesteps, n, window)[score].double().numpy() for f in fulls])
+        aucs = [float(roc_auc_score(positive, row)) for row in prefix]
+        paired = paired_auc_bootstrap(positive, prefix, reference, resamples=resamples)
+        rows.append({"n_trials": n, "network_evals": 2 * n, "auc": float(np.mean(aucs)),
+                     "auc_sd": float(np.std(aucs, ddof=1)) if len(aucs) > 1 else 0.0, "auc_by_seed": aucs,
+                     "minus_full_vote": paired["point"], "low": paired["low"], "high": paired["high"]})
+    return rows
+
+
+def ranking_main(args: argparse.Namespace) -> None:
+    """Issue 15: the ranking at <= 50 network evaluations per image, chosen on validation alone.
+
+    1. Tune on the validation latents with the report's AUC tuning (tuning_target "auc", score "auto"): full
+       501-trial votes for each of --tuning-seeds trial seeds -> t window, N, score.
+    2. On the test latents, for each of --trial-seeds seeds: the full 501-trial vote over all t and the chosen
+       vote (its window, N, early stop off), each timed; the naive loop (paper Appendix A) on the first
+       --naive-images at N = 501 for images/s.
+    3. The chosen vote's test AUC minus the full vote's (same score; and against the full vote's vote share, the
+       paper's), paired bootstrap over images and trial seeds, 95 % percentile interval.
+    4. The AUC-vs-evaluations curves from prefixes of the full runs (whole range and chosen window, both scores).
+    """
+    import pandas as pd
+
+    from pipelines.diffusion_classifier_report import DiffusionClassifierReportParams, load_split
+    from pipelines.diffusion_classifier_report.tuning import tune_vote, with_vote
+    from pipelines.trained_models import TrainedRun
+
+    measured_on = machine(args.threads)
+    schedule = DiffusionSchedule()
+    model, version = TrainedRun(args.run_dir).dit_ema()
+    lesions = pd.read_parquet(args.lesions)
+    names = [name for name in model.config.conditions if name != "label"]  # skin tone etc. given unchanged
+    shards = shards_folder(args.shards)
+    validation = load_split(shards, "val", lesions, names)
+    test = load_split(shards, "test", lesions, names, args.images)
+    log.info("model %s (%d parameters); %d validation (%d malignant) and %d test (%d malignant) latents %s", version,
+             sum(p.numel() for p in model.parameters()), len(validation.keys), int(validation.labels.sum()),
+             len(test.keys), int(test.labels.sum()), tuple(test.latents.shape[1:]))
+    base = DiffusionClassifierParams(n_trials=args.full_trials, chunk_size=args.chunk_size,
+                                     images_per_forward=args.images_per_forward, early_stop="off")
+    report = DiffusionClassifierReportParams(classifier=base, tuning_target="auc", score=args.score,
+                                             tuning_seeds=tuple(range(args.tuning_seeds)), min_trials=args.min_trials,
+                                             auc_tolerance=GOAL_AUC_TOLERANCE)
+    tuning, tuning_s = timed(lambda: tune_vote(model, validation.latents, validation.labels, validation.conditions,
+                                               validation.image_ids, report, schedule, torch.device("cpu")))
+    chosen, score = tuning.classifier, tuning.score
+    log.info("validation (%.0f s, %d seeds): score %s, t window %s, N %d (validation AUC %.3f ± %.3f, full vote "
+             "%.3f ± %.3f)", tuning_s, args.tuning_seeds, score, chosen.t_range, chosen.n_trials,
+             tuning.evidence["validation_auc"], tuning.evidence["validation_auc_sd"], tuning.evidence["reference_auc"],
+             tuning.evidence["reference_auc_sd"])
+
+    data = LabelledLatents(test.latents, test.labels, test.conditions, test.image_ids)
+    fulls, cheaps, full_s, cheap_s = [], [], [], []
+    for seed in range(args.trial_seeds):
+        full, seconds = vote(model, data, with_vote(base, seed=seed), schedule)
+        fulls.append(full)
+        full_s.append(seconds)
+        cheap, seconds = vote(model, data, with_vote(chosen, seed=seed), schedule)
+        cheaps.append(cheap)
+        cheap_s.append(seconds)
+        log.info("test seed %d: full vote %.1f s, chosen vote %.2f s", seed, full_s[-1], cheap_s[-1])
+    k = min(args.naive_images, len(test.keys))
+    naive, naive_s = vote(model, data.head(k), with_vote(base, seed=0), schedule, naive=True)
+    naive_agrees = float((naive.votes == fulls[0].votes[:k]).all(dim=1).double().mean())  # float rounding aside: 1
+
+    positive = (test.labels == 1).long().numpy()
+    cheap_scores = np.stack([raw_score(c, score).numpy() for c in cheaps])
+    goal = {}
+    for reference_score in dict.fromkeys([score, "vote_share"]):
+        reference = np.stack([raw_score(f, reference_score).numpy() for f in fulls])
+        paired = paired_auc_bootstrap(positive, cheap_scores, reference, resamples=args.resamples)
+        goal[f"vs_full_vote_{reference_score}"] = {
+            **paired, "full_vote_auc": float(np.mean([roc_auc_score(positive, r) for r in reference])),
+            "full_vote_auc_by_seed": [float(roc_auc_score(positive, r)) for r in reference]}
+    evals = float(np.mean([c.network_evals.double().mean() for c in cheaps]))
+    same = goal[f"vs_full_vote_{score}"]
+    cheap_aucs = [float(roc_auc_score(positive, row)) for row in cheap_scores]
+    goal |= {"score": score, "t_range": list(chosen.t_range), "n_trials": chosen.n_trials,
+             "network_evals_per_image": evals, "auc": float(np.mean(cheap_aucs)), "auc_by_seed": cheap_aucs,
+             "point_within_tolerance": evals <= GOAL_MAX_EVALS and same["point"] >= -GOAL_AUC_TOLERANCE,
+             "interval_within_tolerance": evals <= GOAL_MAX_EVALS and same["low"] >= -GOAL_AUC_TOLERANCE}
+    images = len(test.keys)
+    speed = {"naive_images": k, "naive_images_per_s": k / naive_s, "naive_votes_equal_full_vote": naive_agrees,
+             "full_vote_images_per_s": float(np.mean([images / s for s in full_s])),
+             "chosen_images_per_s": float(np.mean([images / s for s in cheap_s]))}
+    speed |= {"chosen_vs_naive": speed["chosen_images_per_s"] / speed["naive_images_per_s"],
+              "full_vs_naive": speed["full_vote_images_per_s"] / speed["naive_images_per_s"]}
+
+    counts = ranking_trial_counts(base.n_trials)
+    windows = dict.fromkeys([(0.0, 1.0), tuple(chosen.t_range)])
+    windows = {"all t" if w == (0.0, 1.0) else f"t {w[0]:g}-{w[1]:g}": w for w in windows}
+    curves = {f"{name}, {s}": ranking_curve(fulls, test.labels, s, window, counts, args.resamples)
+              for name, window in windows.items() for s in SCORES}
+    test_by_t = seed_summary([auc_by_t(f.errors, f.timesteps, test.labels, (0, 1)) for f in fulls],
+                             ["vote_share_auc", "error_gap_auc"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    plot_auc_vs_evaluations(curves, args.out / "auc_vs_evaluations.png", reference=same["full_vote_auc"],
+                            tolerance=GOAL_AUC_TOLERANCE)
+    summary = {**measured_on, "model": str(args.run_dir), "model_version": version,
+               "model_parameters": sum(p.numel() for p in model.parameters()),
+               "validation_images": len(validation.keys), "validation_positives": int(validation.labels.sum()),
+               "test_images": images, "test_positives": int(test.labels.sum()), "trial_seeds": args.trial_seeds,
+               "tuning": {**tuning.summary(), "seconds": tuning_s, "evidence": tuning.evidence,
+                          "auc_by_t": tuning.by_t},
+               "goal": goal, "speed": speed, "test_auc_vs_evaluations": curves, "test_auc_by_t": test_by_t}
+    summary["load_average_end"] = list(os.getloadavg())
+    (args.out / "bench.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    log.info("chosen on validation: %s, t %s, N %d = %.1f evaluations/image; test AUC %.3f vs full vote %.3f: "
+             "%+.3f [%+.3f, %+.3f] (vs its vote share %+.3f [%+.3f, %+.3f]); goal point %s, interval %s", score,
+             chosen.t_range, chosen.n_trials, evals, goal["auc"], same["full_vote_auc"], same["point"], same["low"],
+             same["high"], goal["vs_full_vote_vote_share"]["point"], goal["vs_full_vote_vote_share"]["low"],
+             goal["vs_full_vote_vote_share"]["high"], goal["point_within_tolerance"], goal["interval_within_tolerance"])
+    log.info("images/s: naive %.2f, batched full %.1f, chosen %.1f", speed["naive_images_per_s"],
+             speed["full_vote_images_per_s"], speed["chosen_images_per_s"])
+    for name, rows in curves.items():
+        log.info("%s: %s", name, "  ".join(f"N={r['n_trials']} {r['auc']:.3f} ({r['minus_full_vote']:+.3f})"
+                                         for r in rows))
+    log.info("wrote %s", args.out / "bench.json")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", type=Path, help="a Class-N-Diff run folder: benchmark its EMA DiT, not the toy")
@@ -341,6 +481,15 @@ def main() -> None:
     parser.add_argument("--ranking-window", type=float, nargs=2, metavar=("LOW", "HIGH"),
                         help="trained: also the AUC vs N of the full vote's trials with t in [LOW, HIGH) "
                              "(fractions of T)")
+    parser.add_argument("--variants", action="store_true",
+                        help="trained: the variants (a)-(e') with the accuracy tuning (issue 7), not the ranking")
+    parser.add_argument("--score", choices=["auto", "vote_share", "error_gap"], default="auto",
+                        help="trained ranking: the score the AUC tuning may use")
+    parser.add_argument("--tuning-seeds", type=int, default=3, help="trained ranking: trial seeds of the tuning")
+    parser.add_argument("--trial-seeds", type=int, default=3, help="trained ranking: trial seeds on the test split")
+    parser.add_argument("--min-trials", type=int, default=8, help="trained ranking: floor of the tuned N")
+    parser.add_argument("--full-trials", type=int, default=501, help="trained ranking: trials of the full vote")
+    parser.add_argument("--resamples", type=int, default=2000, help="trained ranking: bootstrap resamples")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steadier on a shared CPU)")
     parser.add_argument("--seed", type=int, default=0, help="toy data and training; trial seeds of the vote")
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_diffusion_classifier"))
@@ -348,7 +497,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     if args.run_dir is not None:
-        trained_main(args)
+        variants_main(args) if args.variants else ranking_main(args)
     else:
         args.images = args.images or 1000
         toy_main(args)

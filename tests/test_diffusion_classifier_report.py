@@ -33,6 +33,7 @@ from pipelines.trained_models import TrainedRun
 from training.conditions import encode
 from training.diffusion.schedule import DiffusionSchedule
 from training.diffusion_classifier import DiffusionClassifierParams, classify_latents
+from training.diffusion_classifier.trials import trial_timesteps
 from training.dit import create_dit, save_dit
 from training.latent_shards import LatentSample, write_shard
 from training.latent_shards.manifest import FORMAT, MANIFEST
@@ -125,8 +126,8 @@ def dit_report(tmp_path_factory, one_torch_thread):
     params = DiffusionClassifierReportParams(
         classifier=DiffusionClassifierParams(n_trials=8, chunk_size=8, images_per_forward=16,
                                              counterfactual_steps=3),
-        max_trials_for_figures=8, gallery_per_class=2, max_test_images=16, min_trials=2, bootstrap_samples=20,
-        device="cpu")
+        score="vote_share", max_trials_for_figures=8, gallery_per_class=2, max_test_images=16, min_trials=2,
+        bootstrap_samples=20, device="cpu")
     external = write_external_sets(root / "data")
     outputs = run_diffusion_classifier_report(root / "run", root / "shards", root / "lesions.parquet", root / "vae",
                                               root / "out", params,
@@ -190,7 +191,18 @@ def test_metrics_match_predictions_at_the_validation_threshold(dit_report) -> No
     assert metrics["images_per_s"] > 0 and metrics["n"] == 16
     tuning = json.loads(outputs.tuning.read_text())
     assert metrics["t_range"] == tuning["chosen"]["t_range"] and metrics["n_trials"] == tuning["chosen"]["n_trials"]
-    assert metrics["n_trials"] in [2, 4, 8]  # a prefix length of the ablation, at least min_trials
+    assert metrics["n_trials"] in [2, 3, 4, 6, 8]  # an N the AUC tuning searches, at least min_trials
+    # the AUC tuning's choice with its validation evidence: 3 trial seeds, the fewest-trials candidate
+    chosen, evidence = tuning["chosen"], tuning["evidence"]
+    assert chosen["target"] == "auc" and chosen["score"] == metrics["score"] == "vote_share"
+    assert evidence["seeds"] == [0, 1, 2] and chosen["early_stop"] == metrics["early_stop"] == "off"
+    assert chosen["n_trials"] == min(c["n_trials"] for c in evidence["candidates"] if c["n_trials"] is not None)
+    assert chosen["validation_auc"] >= chosen["reference_auc"] - 0.02
+    assert len(tuning["auc_by_t"]) == 10 and len(tuning["auc_by_t"][0]["vote_share_auc_by_seed"]) == 3
+    # the decision is the reweighted vote: the score at the validation threshold, in every set
+    decided = votes.dropna(subset=["score"])
+    assert len(decided) == len(votes) and (decided["decision"] == (decided["score"] >= threshold)).all()
+    assert "reweighted majority" in metrics["decision_rule"]
     assert outputs.summary["accuracy"] == metrics["accuracy"]
     assert json.loads(json.dumps(outputs.summary))["test_images"] == 16  # JSON-able for the UI metadata
 
@@ -216,8 +228,13 @@ def test_figures_are_pngs_and_the_gallery_has_a_row_per_case(dit_report) -> None
     gallery = pd.read_parquet(outputs.gallery)
     test_ids = list(lesions.loc[lesions["split"] == "test", "isic_id"])[:16]
     labels = lesions.set_index("isic_id").loc[test_ids, "label"]
-    expected = [*labels[labels == 1].index[:2], *labels[labels == 0].index[:2]]  # malignant first, then benign
+    # malignant first (highest scores), then benign (lowest scores); ties in test order
+    score = read_predictions(outputs.predictions).query("test_set == 'isic_test'").set_index("image_id")["score"]
+    order = pd.DataFrame({"score": score.loc[test_ids], "position": range(16), "label": labels})
+    expected = [*order[order.label == 1].sort_values(["score", "position"], ascending=[False, True]).index[:2],
+                *order[order.label == 0].sort_values(["score", "position"]).index[:2]]
     assert list(gallery["image_id"]) == expected
+    np.testing.assert_allclose(gallery["score"], score.loc[expected])
     assert list(gallery["counterfactual_class"]) == [0, 0, 1, 1] and list(gallery["factual_class"]) == [1, 1, 0, 0]
     with Image.open(outputs.plots / "counterfactuals.png") as image:  # 4 rows of 2.1 in at 120 dpi, cropped
         assert 0.6 * 4 * 2.1 * 120 < image.height <= 4 * 2.1 * 120
@@ -357,7 +374,7 @@ def test_tuning_finds_the_informative_t_range_and_the_vote_scores_as_expected(tm
     params = DiffusionClassifierReportParams(
         classifier=DiffusionClassifierParams(n_trials=16, chunk_size=8, images_per_forward=16,
                                              counterfactual_steps=3),
-        max_trials_for_figures=8, gallery_per_class=1, bootstrap_samples=0, min_trials=1)
+        tuning_target="accuracy", max_trials_for_figures=8, gallery_per_class=1, bootstrap_samples=0, min_trials=1)
     outputs = build_report(GatedOracle(means, gate=600), "oracle", validation, test, HaarCodec().decode,
                            tmp_path / "out", params)
     metrics = json.loads(outputs.metrics.read_text())
@@ -377,12 +394,21 @@ def test_tuning_finds_the_informative_t_range_and_the_vote_scores_as_expected(tm
     assert metrics["sensitivity"] == pytest.approx(4 / 5) and metrics["specificity"] == pytest.approx(9 / 10)
     assert metrics["auc"] == pytest.approx(roc_auc_score(labels, scores))
     assert read_predictions(outputs.predictions)["score"].tolist() == scores.tolist()
-    # the full vote (8 trials over the tuned range) is unanimous, so it agrees and is certain
-    assert metrics["full_vote"]["vote_accuracy"] == pytest.approx(13 / 15)
-    assert metrics["full_vote"]["agreement_with_report_vote"] == 1.0
-    assert (pd.read_parquet(outputs.full_vote)["vote_entropy"] == 0).all()
+    # the full vote (the reference: 8 trials over the whole range): an image near the malignant mean wins exactly
+    # its trials below the gate, one near the benign mean none (ties above the gate are benign's)
+    below = np.array([(trial_timesteps(i, 8, seed=0, stratified=True, t_range=(0.0, 1.0),
+                                       num_timesteps=1000) < 600).double().mean().item() for i in test.image_ids])
+    near_malignant = np.array([1 - y if i in swapped else y for i, y in enumerate(labels)])
+    full_share = near_malignant * below
+    full_vote = pd.read_parquet(outputs.full_vote)
+    np.testing.assert_allclose(full_vote["malignant_vote_share"], full_share)
+    assert metrics["full_vote"]["t_range"] == [0.0, 1.0] and metrics["full_vote"]["n_trials"] == 8
+    assert metrics["full_vote"]["vote_share_auc"] == pytest.approx(roc_auc_score(labels, full_share))
+    assert metrics["full_vote"]["vote_accuracy"] == pytest.approx(
+        ((np.where(full_share > 0.5, 1, 0)) == labels).mean())  # ties (share 0.5) go to benign
     gallery = pd.read_parquet(outputs.gallery)
-    assert list(gallery["image_id"]) == [test.keys[0], test.keys[1]] and len(gallery) == 2
+    # the highest-scoring malignant (position 0 is swapped: score 0) and the lowest-scoring benign latent
+    assert list(gallery["image_id"]) == [test.keys[3], test.keys[1]] and len(gallery) == 2
     digest = hashlib.sha256(outputs.predictions.read_bytes()).hexdigest()
     again = build_report(GatedOracle(means, gate=600), "oracle", validation, test, HaarCodec().decode,
                          tmp_path / "again", params.model_copy(update={"gallery_per_class": 0}))
@@ -426,3 +452,69 @@ def test_external_sets_must_not_clash_with_isic_names_and_must_share_the_latent_
     with pytest.raises(ValueError, match=r"external set 'ddi': latents \(4, 4, 4\), but the test shards hold "
                                          r"\(12, 4, 4\)"):
         build_report(model, "oracle", validation, test, HaarCodec().decode, tmp_path, params, external={"ddi": narrow})
+
+
+def test_error_gap_score_is_tuned_to_the_informative_window_and_decided_at_the_validation_threshold(tmp_path) -> None:
+    """The gated oracle's classes differ only below t = 600, by an error gap that ranks perfectly there; above,
+    the errors tie (gap 0). Forced to the error gap, the AUC tuning finds the window below the gate and one
+    trial suffices; the score is sigmoid(gap / validation SD) and the decision the score at Youden's threshold."""
+    means = torch.stack([torch.full(SHAPE, -0.5), torch.full(SHAPE, 0.5)])
+    lesions = lesion_table({"val": 12, "test": 15})
+    swapped = {0, 4}
+    validation, test = oracle_split(lesions, "val", means, set()), oracle_split(lesions, "test", means, swapped)
+    params = DiffusionClassifierReportParams(
+        classifier=DiffusionClassifierParams(n_trials=40, chunk_size=8, images_per_forward=16, counterfactual_steps=2),
+        score="error_gap", tuning_seeds=(0, 1), min_trials=1, max_trials_for_figures=8, gallery_per_class=0,
+        bootstrap_samples=0)
+    outputs = build_report(GatedOracle(means, gate=600), "oracle", validation, test, HaarCodec().decode,
+                           tmp_path / "out", params)
+    metrics, tuning = json.loads(outputs.metrics.read_text()), json.loads(outputs.tuning.read_text())
+    assert [row["error_gap_auc"] for row in tuning["auc_by_t"]] == [1.0] * 6 + [0.5] * 4
+    assert metrics["score"] == "error_gap" and metrics["mode"] == "average"
+    assert metrics["t_range"] == [0.0, 0.6] and metrics["n_trials"] == 1 and metrics["mean_network_evals"] == 2.0
+    assert tuning["evidence"]["reference_auc"] == 1.0 and tuning["evidence"]["validation_auc"] == 1.0
+    votes = pd.read_parquet(outputs.votes)
+    val = votes[votes["test_set"] == "isic_val"]
+    gaps = val["mean_error_0"] - val["mean_error_1"]
+    assert metrics["score_scale"] == pytest.approx(gaps.std(ddof=1), rel=1e-5)
+    test_votes = votes[votes["test_set"] == "isic_test"]
+    expected = 1 / (1 + np.exp(-(test_votes["mean_error_0"] - test_votes["mean_error_1"]) / metrics["score_scale"]))
+    np.testing.assert_allclose(read_predictions(outputs.predictions)["score"], expected, rtol=1e-6)  # float32 errors
+    validation_scores = read_predictions(outputs.validation_predictions)
+    assert metrics["threshold"] == youden_reference(validation_scores["label"].to_numpy(),
+                                                    validation_scores["score"].to_numpy())
+    # the two swapped test latents rank and decide wrongly, the rest rightly
+    labels = test.labels.numpy()
+    assert (test_votes["decision"].to_numpy() != labels).nonzero()[0].tolist() == sorted(swapped)
+    assert metrics["accuracy"] == pytest.approx(13 / 15) and metrics["auc"] == pytest.approx(
+        roc_auc_score(labels, expected))
+    assert "shifted average" in metrics["decision_rule"]
+    # the reference (8 trials over the whole range) against the report's vote, paired over the same images
+    full = pd.read_parquet(outputs.full_vote)
+    full_gap = full["mean_error_0"] - full["mean_error_1"]
+    assert metrics["full_vote"]["error_gap_auc"] == pytest.approx(roc_auc_score(labels, full_gap))
+    assert metrics["full_vote"]["report_auc_minus_full_vote"] == pytest.approx(
+        metrics["auc"] - metrics["full_vote"]["error_gap_auc"])
+    retention = pd.read_csv(outputs.retention)
+    assert {"accuracy", "balanced_accuracy"} <= set(retention.columns)
+    assert retention["accuracy"].iloc[0] == pytest.approx(13 / 15)
+    assert {"vote_share_auc", "error_gap_auc"} <= set(pd.read_csv(outputs.accuracy_vs_trials).columns)
+
+
+def test_auc_tuning_on_a_one_class_validation_falls_back_to_the_accuracy_tuning() -> None:
+    """Tiny projects may hold no malignant validation latent: there is no AUC to tune for, so the accuracy tuning
+    runs instead (as before issue 15), and the report says so."""
+    from pipelines.diffusion_classifier_report.tuning import tune_vote
+
+    means = torch.stack([torch.full(SHAPE, -0.5), torch.full(SHAPE, 0.5)])
+    lesions = lesion_table({"val": 6})
+    lesions["label"] = 0
+    validation = oracle_split(lesions, "val", means, set())
+    params = DiffusionClassifierReportParams(classifier=DiffusionClassifierParams(n_trials=8, chunk_size=8),
+                                             min_trials=1)
+    tuning = tune_vote(GatedOracle(means, gate=600), validation.latents, validation.labels, validation.conditions,
+                       validation.image_ids, params, SCHEDULE, torch.device("cpu"))
+    assert tuning.target == "accuracy" and tuning.score == "vote_share"
+    assert "no AUC to tune for" in tuning.summary()["fallback"]
+    # every trial below the gate votes benign rightly, every trial above ties to benign: all bins are right
+    assert tuning.classifier.t_range == (0.0, 1.0) and tuning.classifier.n_trials == 1

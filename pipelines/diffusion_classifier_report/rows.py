@@ -1,7 +1,8 @@
 """The diffusion classifier's votes as rows: the fairness predictions table and the per-image votes table.
 
-score = the vote share of the malignant class (votes won by malignant / trials computed), a probability
-the fairness report can threshold like any classifier's; subgroup columns come from the lesions table.
+score = the tuned score in [0, 1] (training/diffusion_classifier/decision.py: the malignant vote share, or the
+error gap through sigmoid(gap / validation SD)), a value the fairness report can threshold like any classifier's
+probability; subgroup columns come from the lesions table.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pandas as pd
 from pipelines.diffusion_classifier_report.params import MALIGNANT
 from pipelines.fairness.predictions import PREDICTION_COLUMNS, validate_predictions
 from training.diffusion_classifier import DiffusionClassification
+from training.diffusion_classifier.decision import Decision
 
 CLASSIFIER = "diffusion_classifier"
 LESION_COLUMNS = ("isic_id", "label", "skin_tone_group", "sex", "age_approx", "anatom_site_general", "sources")
@@ -37,11 +39,12 @@ def malignant_share(result: DiffusionClassification) -> np.ndarray:
     return (votes[:, column] / votes.sum(dim=1)).numpy()
 
 
-def prediction_rows(result: DiffusionClassification, meta: pd.DataFrame, test_set: str) -> pd.DataFrame:
-    """Rows of the fairness predictions table (pipelines/fairness/predictions.py), validated."""
+def prediction_rows(score: np.ndarray, meta: pd.DataFrame, test_set: str) -> pd.DataFrame:
+    """Rows of the fairness predictions table (pipelines/fairness/predictions.py) with `score` in [0, 1] per
+    image of `meta`, validated."""
     frame = pd.DataFrame({
         "classifier": CLASSIFIER, "test_set": test_set, "image_id": meta["isic_id"].to_numpy(),
-        "label": meta["label"].astype(int).to_numpy(), "score": malignant_share(result),
+        "label": meta["label"].astype(int).to_numpy(), "score": np.asarray(score, dtype=np.float64),
         "skin_tone_group": meta["skin_tone_group"].to_numpy(), "sex": meta["sex"].to_numpy(),
         "age_approx": meta["age_approx"].to_numpy(), "anatom_site_general": meta["anatom_site_general"].to_numpy(),
         # the first source an image came from, as the other classifiers' tables name it
@@ -49,11 +52,19 @@ def prediction_rows(result: DiffusionClassification, meta: pd.DataFrame, test_se
     return validate_predictions(frame.loc[:, list(PREDICTION_COLUMNS)], f"{CLASSIFIER} {test_set} predictions")
 
 
-def vote_rows(result: DiffusionClassification, meta: pd.DataFrame, test_set: str) -> pd.DataFrame:
-    """One row per image: votes per class, the decision, its uncertainty and its cost."""
+def vote_rows(result: DiffusionClassification, meta: pd.DataFrame, test_set: str,
+              decision: Decision | None = None, score: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per image: votes per class, the plain vote's decision (`predicted`), its uncertainty and its cost;
+    with `decision`, the report's score and its reweighted decision (`decision`, `confidence`,
+    `uncertainty_bits`; decision.py)."""
     frame = result.to_frame(list(meta["isic_id"])).rename(columns={"key": "image_id"})
     frame.insert(0, "test_set", test_set)
     frame.insert(1, "classifier", CLASSIFIER)
     frame["label"] = meta["label"].astype(int).to_numpy()
     frame["malignant_vote_share"] = malignant_share(result)
+    if decision is not None:
+        frame["score"] = np.asarray(score, dtype=np.float64)
+        frame["decision"] = decision.positive
+        frame["confidence"] = decision.confidence
+        frame["uncertainty_bits"] = decision.uncertainty_bits
     return frame

@@ -1,18 +1,23 @@
-"""The `diffusion_classifier_report` stage: the trained conditional DiT as a classifier (METHOD.md §6; issue 7).
+"""The `diffusion_classifier_report` stage: the trained conditional DiT as a classifier (METHOD.md §6; issues 7, 15).
 
-1. Tune the vote on the validation latents (tuning.py), or take the configured one.
-2. Classify the validation and test latents with it (early stop as configured), and, with `external_sets`,
-   every external test set (external.py: its images encoded with the pipeline's codec): the fairness
-   predictions tables (score = vote share of malignant; test_set isic_test or the external set's name), and a
-   votes table with the uncertainty and cost per image.
-3. One full vote on the test latents (no early stop, `max_trials_for_figures` trials): paper Fig. 2
-   (accuracy/F1 vs N, majority vs averaging), Fig. 3 (accuracy on the retained set vs fraction of most
-   uncertain removed), Fig. 9 (confidence of TP/TN/FP/FN).
-4. A counterfactual gallery of malignant and benign test cases (Fig. 4 layout), decoded with the codec.
-5. metrics.json: accuracy, AUC, sensitivity, specificity scored by the fairness report's own functions at
-   the threshold its rule picks on the validation predictions, with the cost (network evaluations and
-   images/s) and the tuned vote; per test set (ISIC and external) the same metrics and the subgroup gaps,
-   with the per-group rows in groups.parquet (scoring.py).
+1. Tune the vote on the validation latents only (tuning.py; tuning_target "auc": the t window, the trial count N
+   and the score, from full votes of several trial seeds), or take the configured one.
+2. Classify the validation and test latents with it, and, with `external_sets`, every external test set
+   (external.py: its images encoded with the pipeline's codec): the fairness predictions tables (score = the
+   tuned score in [0, 1], training/diffusion_classifier/decision.py; test_set isic_test or the external set's
+   name), and a votes table with the score, the reweighted decision, its confidence/uncertainty and the cost.
+3. The decision: score >= the threshold its rule picks on the validation predictions (the reweighted vote; the
+   plain majority gives every image one class on imbalanced data).
+4. One full vote on the test latents (no early stop, `max_trials_for_figures` trials over the whole search
+   range): paper Fig. 2 (accuracy/F1 vs N, majority vs averaging; AUC vs N, vote share vs error gap) and the
+   reference the report's vote is compared with (paired over images). Fig. 3 (accuracy and balanced accuracy on
+   the retained set vs fraction of most uncertain removed) and Fig. 9 (confidence of TP/TN/FP/FN) from the
+   report's own vote and decision.
+5. A counterfactual gallery of malignant and benign test cases (Fig. 4 layout), decoded with the codec.
+6. metrics.json: accuracy, AUC, sensitivity, specificity scored by the fairness report's own functions at
+   the validation threshold, with the cost (network evaluations and images/s), the tuned vote and its
+   validation evidence, the decision rule; per test set (ISIC and external) the same metrics and the subgroup
+   gaps, with the per-group rows (skin tone, sex, age, site, source) in groups.parquet (scoring.py).
 """
 
 from __future__ import annotations
@@ -42,12 +47,23 @@ from training.diffusion_classifier import (
     DiffusionClassification,
     DiffusionClassifierParams,
     accuracy_vs_trials,
+    auc_vs_trials,
     classify_latents,
     confidence_by_outcome,
     retention_curve,
 )
+from training.diffusion_classifier.comparison import paired_auc_bootstrap
 from training.diffusion_classifier.counterfactual import Decode
+from training.diffusion_classifier.decision import (
+    SCORES,
+    Decision,
+    ScoreRule,
+    decision_rule_text,
+    raw_score,
+    reweighted_decision,
+)
 from training.diffusion_classifier.denoiser import Denoiser
+from training.diffusion_classifier.evaluation import ranking_auc
 from training.diffusion_classifier.plots import (
     plot_accuracy_vs_trials,
     plot_confidence_by_outcome,
@@ -65,11 +81,11 @@ log = logging.getLogger(__name__)
 class DiffusionClassifierReportOutputs:
     predictions: Path  # fairness predictions table: isic_test and every classified external set
     validation_predictions: Path  # the same for isic_val (the threshold)
-    votes: Path  # per image: votes, vote share, entropy, trials used, network evaluations (every set)
+    votes: Path  # per image: votes, score, decision, confidence, trials used, network evaluations (every set)
     full_vote: Path  # per test image, the full vote behind the figures
     metrics: Path  # DVC metrics
     groups: Path  # per test set x attribute x group metrics with CIs (the fairness report's groups layout)
-    tuning: Path  # per-t trial accuracy, accuracy vs N on validation, the chosen vote
+    tuning: Path  # the chosen vote and its validation evidence (per-t and per-N tables, seeds, candidates)
     accuracy_vs_trials: Path  # Fig. 2 table (DVC plot)
     retention: Path  # Fig. 3 table (DVC plot)
     plots: Path  # folder: accuracy_vs_trials.png, retention.png, confidence.png, counterfactuals.png
@@ -161,14 +177,20 @@ def build_report(model: Denoiser, model_version: str, validation: LatentSplit, t
     classified = {TEST_SET: (test, *_classify(model, test, vote, schedule, device))}
     classified |= {name: (split, *_classify(model, split, vote, schedule, device)) for name, split in external.items()}
     test_result, seconds = classified[TEST_SET][1:]
-    figures_vote = full_vote(vote, n_trials=params.max_trials_for_figures)
+    # the reference and the figures: every trial of max_trials_for_figures over the whole search range
+    figures_vote = full_vote(params.classifier, n_trials=params.max_trials_for_figures)
     full, full_seconds = _classify(model, test, figures_vote, schedule, device)
 
-    predictions = pd.concat([prediction_rows(result, split.meta, name) for name, (split, result, _) in
+    rule = ScoreRule.fit(tuning.score, validation_result)
+    scores = {name: rule(result) for name, (_, result, _) in classified.items()}
+    predictions = pd.concat([prediction_rows(scores[name], split.meta, name) for name, (split, _, _) in
                              classified.items()], ignore_index=True)
-    validation_predictions = prediction_rows(validation_result, validation.meta, VALIDATION_SET)
+    validation_score = rule(validation_result)
+    validation_predictions = prediction_rows(validation_score, validation.meta, VALIDATION_SET)
     threshold = threshold_for(validation_predictions["label"].to_numpy(), validation_predictions["score"].to_numpy(),
-                              params.threshold_rule, params.fixed_threshold)
+                              params.threshold_rule, params.fixed_threshold, params.target_specificity)
+    decisions = {name: reweighted_decision(score, threshold.threshold) for name, score in scores.items()}
+    validation_decision = reweighted_decision(validation_score, threshold.threshold)
     overall = score_overall(predictions[predictions["test_set"] == TEST_SET], threshold.threshold,
                             key=f"{CLASSIFIER}|{TEST_SET}",
                             bootstrap=BootstrapSettings(samples=params.bootstrap_samples, seed=params.seed))
@@ -180,47 +202,78 @@ def build_report(model: Denoiser, model_version: str, validation: LatentSplit, t
     write_parquet(predictions, paths["predictions"])
     write_parquet(validation_predictions, paths["validation_predictions"])
     write_parquet(groups, paths["groups"])
-    write_parquet(pd.concat([*(vote_rows(result, split.meta, name) for name, (split, result, _) in classified.items()),
-                             vote_rows(validation_result, validation.meta, VALIDATION_SET)], ignore_index=True),
+    write_parquet(pd.concat([*(vote_rows(result, split.meta, name, decisions[name], scores[name])
+                               for name, (split, result, _) in classified.items()),
+                             vote_rows(validation_result, validation.meta, VALIDATION_SET, validation_decision,
+                                       validation_score)], ignore_index=True),
                   paths["votes"])
     write_parquet(vote_rows(full, test.meta, TEST_SET), paths["full_vote"])
-    curves = figures(full, test.labels, figures_vote, paths)
-    gallery = write_gallery(model, test.latents, test.labels, test_result.predicted, test.keys, test.conditions,
-                            test.image_ids, vote, decode, schedule, params.gallery_per_class, device,
-                            paths["plots"] / "counterfactuals.png")
+    curves = figures(full, test.labels, figures_vote, decisions[TEST_SET], paths)
+    gallery = write_gallery(model, test.latents, test.labels, torch.as_tensor(decisions[TEST_SET].positive),
+                            test.keys, test.conditions, test.image_ids, vote, decode, schedule,
+                            params.gallery_per_class, device, paths["plots"] / "counterfactuals.png",
+                            score=torch.as_tensor(scores[TEST_SET]))
     write_parquet(gallery, paths["gallery"])
-    write_json(finite({"chosen": tuning.summary(), "trial_accuracy_by_t": tuning.by_t,
-                       "accuracy_vs_trials": tuning.ablation}), paths["tuning"])
+    by_t_key = "auc_by_t" if tuning.target == "auc" else "trial_accuracy_by_t"
+    ablation_key = "auc_vs_trials" if tuning.target == "auc" else "accuracy_vs_trials"
+    write_json(finite({"chosen": tuning.summary(), by_t_key: tuning.by_t, ablation_key: tuning.ablation,
+                       **({"evidence": tuning.evidence} if tuning.evidence else {})}), paths["tuning"])
 
+    reference = {"t_range": list(figures_vote.t_range),
+                 **reference_comparison(full, test_result, test.labels, rule, params.bootstrap_samples, params.seed)}
+    decision = {"score": rule.score, "score_scale": rule.scale,
+                "rule": decision_rule_text(rule.score, threshold.threshold),
+                "validation_accuracy": float((validation_decision.positive == validation.labels.numpy()).mean())
+                if len(validation.labels) else float("nan")}
     metrics = metrics_json(overall, threshold, test_result, seconds, tuning, full, full_seconds, test.labels,
-                           validation_result, model_version, str(device), by_test_set)
+                           validation_result, model_version, str(device), by_test_set, decision, reference)
     write_json(metrics, paths["metrics"])
     summary = {**{k: metrics[k] for k in ("accuracy", "auc", "sensitivity", "specificity", "threshold",
-                                           "mean_network_evals", "images_per_s", "t_range", "n_trials")},
+                                           "mean_network_evals", "images_per_s", "t_range", "n_trials", "score")},
                "test_images": int((predictions["test_set"] == TEST_SET).sum()),
                "validation_images": len(validation_predictions),
                "test_sets": {name: len(split.meta) for name, (split, _, _) in classified.items()},
                "auc_by_test_set": {name: m.get("auc") for name, m in metrics["test_sets"].items()},
                "gallery_rows": len(gallery), "model_version": model_version,
                "plots": sorted(p.name for p in paths["plots"].glob("*.png")), **curves}
-    log.info("diffusion classifier report: accuracy %s, AUC %s on %d test latents, %.1f network evaluations "
-             "per image, %.2f images/s; %d external set(s)", metrics["accuracy"], metrics["auc"],
+    log.info("diffusion classifier report: %s, accuracy %s, AUC %s on %d test latents, %.1f network evaluations "
+             "per image, %.2f images/s; %d external set(s)", rule.score, metrics["accuracy"], metrics["auc"],
              summary["test_images"], metrics["mean_network_evals"], metrics["images_per_s"], len(external))
     return DiffusionClassifierReportOutputs(summary=summary, **paths)
 
 
+def reference_comparison(full: DiffusionClassification, report: DiffusionClassification, labels: torch.Tensor,
+                         rule: ScoreRule, resamples: int, seed: int) -> dict:
+    """The full vote's test AUC under both scores, and the report's vote minus the full vote under the report's
+    score, paired over the same images (image bootstrap; one trial seed: the benchmark resamples seeds too)."""
+    classes = full.classes
+    aucs = {f"{score}_auc": ranking_auc(labels, classes, raw_score(full, score)) for score in SCORES}
+    paired = paired_auc_bootstrap(labels == classes[-1], raw_score(report, rule.score).numpy()[None],
+                                  raw_score(full, rule.score).numpy()[None], resamples=max(resamples, 2), seed=seed)
+    return {**aucs, "report_auc_minus_full_vote": paired["point"], "difference_se": paired["se"],
+            "difference_low": paired["low"], "difference_high": paired["high"]}
+
+
 def figures(full: DiffusionClassification, labels: torch.Tensor, vote: DiffusionClassifierParams,
-            paths: dict[str, Path]) -> dict:
-    """Figs. 2, 3 and 9 from the full vote, with their tables as CSV (DVC plots)."""
+            decision: Decision, paths: dict[str, Path]) -> dict:
+    """Fig. 2 from the full vote (accuracy/F1 of majority and average, AUC of vote share and error gap, vs N);
+    Figs. 3 and 9 from the report's own vote on the test split (its reweighted decision, confidence and
+    uncertainty); their tables as CSV (DVC plots)."""
     plots = paths["plots"]
-    ablation = accuracy_vs_trials(full.errors, labels, vote.classes, trial_counts(vote.n_trials))
-    correct = full.predicted == labels
-    retention = retention_curve(correct, full.vote_entropy)  # paper Fig. 3: entropy of the votes
-    outcomes = confidence_by_outcome(full.predicted, labels, full.vote_share, positive=MALIGNANT)
+    counts = trial_counts(vote.n_trials)
+    ablation = accuracy_vs_trials(full.errors, labels, vote.classes, counts)
+    ranking = auc_vs_trials(full.errors, full.timesteps, labels, vote.classes, counts)
+    ablation = [a | {k: r[k] for k in ("vote_share_auc", "error_gap_auc")} for a, r in zip(ablation, ranking,
+                                                                                          strict=True)]
+    positive = torch.as_tensor(decision.positive)
+    truth = (labels == MALIGNANT).long()
+    retention = retention_curve(positive == truth, torch.as_tensor(decision.uncertainty_bits), labels=truth)
+    outcomes = confidence_by_outcome(positive, truth, torch.as_tensor(decision.confidence), positive=1)
     plot_accuracy_vs_trials(ablation, plots / "accuracy_vs_trials.png")
     plot_retention_curve(retention, plots / "retention.png")
-    plot_confidence_by_outcome(outcomes, plots / "confidence.png")
+    plot_confidence_by_outcome(outcomes, plots / "confidence.png", ylabel="confidence of the decision")
     for rows, name in ((ablation, "accuracy_vs_trials"), (retention, "retention")):
         with atomic_path(paths[name]) as temp:
             pd.DataFrame(rows).to_csv(temp, index=False)
-    return {"full_vote_accuracy_by_n": {str(r["n_trials"]): r["majority_accuracy"] for r in ablation}}
+    return {"full_vote_accuracy_by_n": {str(r["n_trials"]): r["majority_accuracy"] for r in ablation},
+            "full_vote_auc_by_n": {str(r["n_trials"]): r["vote_share_auc"] for r in ablation}}

@@ -96,6 +96,38 @@ def paired_auc_difference(labels: torch.Tensor, score: torch.Tensor, reference_s
     return float(point[0]), float(np.std(draws, ddof=1)) if len(draws) > 1 else None
 
 
+def paired_auc_bootstrap(labels: torch.Tensor | np.ndarray, scores: np.ndarray, reference_scores: np.ndarray,
+                         resamples: int = AUC_RESAMPLES, seed: int = 0, level: float = 0.95) -> dict[str, float | None]:
+    """The mean over trial seeds of AUC(scores[s]) - AUC(reference_scores[s]), with a paired bootstrap over images
+    AND trial seeds: each resample draws n images and S seeds with replacement (images first, then seeds, from
+    one generator), and both arms are scored on the same images and seeds. (S, n) score arrays, row s = seed s
+    of each arm (the same trial seed for both). Returns point, se, low, high (the percentile interval at
+    `level`) and the resamples kept (those with both classes). With S = 1 it is the image bootstrap of
+    paired_auc_difference (the same image draws)."""
+    y = np.asarray(labels).astype(np.int64)
+    a, b = np.atleast_2d(np.asarray(scores, np.float64)), np.atleast_2d(np.asarray(reference_scores, np.float64))
+    if a.shape != b.shape or a.shape[1] != len(y):
+        raise ValueError(f"scores {a.shape} and reference {b.shape}: expected the same (seeds, {len(y)}) shape")
+    empty = {"point": None, "se": None, "low": None, "high": None, "resamples": 0}
+    if len(set(y.tolist())) < 2:
+        return empty
+    seeds, n = a.shape
+    point = float(np.mean(rank_auc(np.broadcast_to(y, a.shape), a) - rank_auc(np.broadcast_to(y, b.shape), b)))
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, n, (resamples, n))
+    chosen = rng.integers(0, seeds, (resamples, seeds))
+    rows_a = a[chosen[:, :, None], images[:, None, :]].reshape(resamples * seeds, n)  # (R*S, n)
+    rows_b = b[chosen[:, :, None], images[:, None, :]].reshape(resamples * seeds, n)
+    positive = np.repeat(y[images], seeds, axis=0)
+    draws = (rank_auc(positive, rows_a) - rank_auc(positive, rows_b)).reshape(resamples, seeds).mean(axis=1)
+    draws = draws[np.isfinite(draws)]
+    if len(draws) < 2:
+        return empty | {"point": point}
+    tail = 100 * (1 - level) / 2
+    return {"point": point, "se": float(np.std(draws, ddof=1)), "low": float(np.percentile(draws, tail)),
+            "high": float(np.percentile(draws, 100 - tail)), "resamples": int(len(draws))}
+
+
 def comparison_row(name: str, result: DiffusionClassification, seconds: float, labels: torch.Tensor,
                    reference: tuple[torch.Tensor, torch.Tensor] | None) -> dict:
     """One line of the table. `reference`: the full vote's (predictions, positive vote shares) on the same

@@ -54,21 +54,30 @@ def accuracy_vs_trials(errors: torch.Tensor, labels: torch.Tensor, classes: Sequ
 
 
 def retention_curve(correct: torch.Tensor, uncertainty: torch.Tensor,
-                    removed_fractions: Sequence[float] = tuple(i / 20 for i in range(21))) -> list[dict[str, float]]:
+                    removed_fractions: Sequence[float] = tuple(i / 20 for i in range(21)),
+                    labels: torch.Tensor | None = None) -> list[dict[str, float]]:
     """Paper Fig. 3: accuracy on the retained images as the most uncertain fraction is removed.
 
     floor(f * n) images are removed, most uncertain first; equal uncertainties are removed in index
-    order (stable sort), so the curve is deterministic. Accuracy is NaN when nothing is retained.
+    order (stable sort), so the curve is deterministic. Accuracy is NaN when nothing is retained. With
+    `labels`, also the balanced accuracy (mean over the classes retained of their accuracy): on imbalanced data
+    removing the rarer class's uncertain images raises the plain accuracy by itself.
     """
     n = correct.numel()
     order = torch.sort(uncertainty.double(), descending=True, stable=True).indices
     correct_sorted = correct.bool()[order]
+    labels_sorted = None if labels is None else labels[order]
     rows = []
     for fraction in removed_fractions:
         removed = math.floor(float(fraction) * n + 1e-9)
         kept = correct_sorted[removed:]
         accuracy = float(kept.double().mean()) if kept.numel() else float("nan")
-        rows.append({"removed_fraction": float(fraction), "retained": int(kept.numel()), "accuracy": accuracy})
+        row = {"removed_fraction": float(fraction), "retained": int(kept.numel()), "accuracy": accuracy}
+        if labels_sorted is not None:
+            kept_labels = labels_sorted[removed:]
+            per_class = [float(kept[kept_labels == c].double().mean()) for c in torch.unique(kept_labels)]
+            row["balanced_accuracy"] = float(np.mean(per_class)) if per_class else float("nan")
+        rows.append(row)
     return rows
 
 
@@ -141,7 +150,8 @@ def ranking_scores(errors: torch.Tensor, timesteps: torch.Tensor, n_trials: int,
             "trials": count}
 
 
-def _auc(labels: torch.Tensor, classes: Sequence[int], score: torch.Tensor) -> float:
+def ranking_auc(labels: torch.Tensor, classes: Sequence[int], score: torch.Tensor) -> float:
+    """ROC AUC of `score` with the last class positive; NaN when the labels hold one class."""
     positive = (labels.long() == int(classes[-1])).numpy()
     if positive.all() or not positive.any():
         return float("nan")
@@ -158,20 +168,89 @@ def auc_vs_trials(errors: torch.Tensor, timesteps: torch.Tensor, labels: torch.T
     for n in trial_counts:
         scores = ranking_scores(errors, timesteps, int(n), t_window, num_timesteps)
         rows.append({"n_trials": int(n), "mean_trials": float(scores["trials"].double().mean()),
-                     "vote_share_auc": _auc(labels, classes, scores["vote_share"]),
-                     "error_gap_auc": _auc(labels, classes, scores["error_gap"])})
+                     "vote_share_auc": ranking_auc(labels, classes, scores["vote_share"]),
+                     "error_gap_auc": ranking_auc(labels, classes, scores["error_gap"])})
     return rows
 
 
 def auc_by_t(errors: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor, classes: Sequence[int],
-             bins: int = 10, num_timesteps: int = 1000) -> list[dict[str, float]]:
-    """Per equal t bin: the AUC of the vote share and of the error gap from that bin's trials alone."""
+             bins: int = 10, num_timesteps: int = 1000,
+             t_range: tuple[float, float] = (0.0, 1.0)) -> list[dict[str, float]]:
+    """Per equal t bin of `t_range`: the AUC of the vote share and of the error gap from that bin's trials alone.
+    A bin where some image has no computed trial gets NaN (it cannot rank every image)."""
     rows = []
+    low, high = t_range
+    computed = ~torch.isnan(errors).any(dim=1)
     for i in range(bins):
-        window = (i / bins, (i + 1) / bins)
+        window = (low + i * (high - low) / bins, low + (i + 1) * (high - low) / bins)
+        t_from, t_to = round(window[0] * num_timesteps), round(window[1] * num_timesteps)
+        inside = computed & (timesteps >= t_from) & (timesteps < t_to)
+        row = {"t_from": t_from, "t_to": t_to, "mean_trials": float(inside.sum(dim=1).double().mean())}
+        if (inside.sum(dim=1) == 0).any():
+            rows.append(row | {"vote_share_auc": float("nan"), "error_gap_auc": float("nan")})
+            continue
         scores = ranking_scores(errors, timesteps, errors.shape[2], window, num_timesteps)
-        rows.append({"t_from": round(window[0] * num_timesteps), "t_to": round(window[1] * num_timesteps),
-                     "mean_trials": float(scores["trials"].double().mean()),
-                     "vote_share_auc": _auc(labels, classes, scores["vote_share"]),
-                     "error_gap_auc": _auc(labels, classes, scores["error_gap"])})
+        rows.append(row | {"vote_share_auc": ranking_auc(labels, classes, scores["vote_share"]),
+                           "error_gap_auc": ranking_auc(labels, classes, scores["error_gap"])})
     return rows
+
+
+# --- tuning for the ranking (issue 15): the t window and the smallest N, from several trial seeds -------------
+
+def ranking_trial_counts(n_max: int) -> list[int]:
+    """1, 2, 3, 4, 6, 8, 12, 16, 24, ... (2^j and 3 * 2^j) below n_max, and n_max: the N searched for the ranking
+    (24 trials = 48 network evaluations sits between 16 and 32)."""
+    counts = {c for j in range(n_max.bit_length()) for c in (2**j, 3 * 2**j) if c < n_max}
+    return sorted(counts | {n_max})
+
+
+def trials_in_window(timesteps: torch.Tensor, errors: torch.Tensor, t_window: tuple[float, float],
+                     num_timesteps: int = 1000) -> int:
+    """The fewest computed trials any image has inside `t_window`: the largest N a prefix table can use there."""
+    low, high = round(t_window[0] * num_timesteps), round(t_window[1] * num_timesteps)
+    inside = ~torch.isnan(errors).any(dim=1) & (timesteps >= low) & (timesteps < high)
+    return int(inside.sum(dim=1).min()) if inside.shape[0] else 0
+
+
+def seed_summary(tables: Sequence[Sequence[dict[str, float]]], keys: Sequence[str]) -> list[dict[str, float]]:
+    """Tables of the same rows from several trial seeds -> one table: the first seed's other columns, and for each
+    key its mean over seeds, `<key>_sd` (sample SD over seeds; 0 for one seed) and `<key>_by_seed`."""
+    rows = []
+    for same_row in zip(*tables, strict=True):
+        row = {k: v for k, v in same_row[0].items() if k not in keys}
+        for key in keys:
+            values = np.array([r[key] for r in same_row], dtype=np.float64)
+            row[key] = float(values.mean())
+            row[f"{key}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            row[f"{key}_by_seed"] = values.tolist()
+        rows.append(row)
+    return rows
+
+
+def ranking_t_window(by_t: Sequence[dict[str, float]], key: str, tolerance: float,
+                     num_timesteps: int = 1000) -> tuple[float, float]:
+    """The t window (fractions of T) of the best bin by `key` (its AUC; the first of equals) grown over its
+    neighbours while their AUC is within `tolerance` of the best: one interval, as t_range must be. A NaN bin
+    ends the window."""
+    values = [b[key] for b in by_t]
+    finite = [i for i, v in enumerate(values) if not math.isnan(v)]
+    if not finite:
+        raise ValueError(f"no t bin has a finite {key}: expected both classes among the labels")
+    best = max(finite, key=lambda i: (values[i], -i))
+    floor = values[best] - tolerance
+
+    def good(i: int) -> bool:
+        return 0 <= i < len(values) and not math.isnan(values[i]) and values[i] >= floor
+
+    low, high = best, best
+    while good(low - 1):
+        low -= 1
+    while good(high + 1):
+        high += 1
+    return by_t[low]["t_from"] / num_timesteps, by_t[high]["t_to"] / num_timesteps
+
+
+def smallest_sufficient_n(curve: Sequence[dict[str, float]], key: str, reference: float,
+                          tolerance: float) -> int | None:
+    """The smallest n_trials of an AUC-vs-N table whose `key` is >= reference - tolerance; None if none is."""
+    return next((int(row["n_trials"]) for row in curve if row[key] >= reference - tolerance), None)

@@ -1,12 +1,14 @@
 """Parameters of the diffusion classifier (METHOD.md §6; second paper, Sections 2.2-2.3 and Appendix A).
 
 Defaults are the paper's full vote (501 trials, majority, t over the whole range), made cheaper by
-batching and exact early stopping, which never changes a prediction. The fast setting measured in
-docs/benchmarks.md ("Diffusion classifier") is `early_stop="predictive"` with `t_range` and `n_trials`
-tuned on the validation split (evaluation.py: vote_accuracy_by_t -> informative_t_range, then
-accuracy_vs_trials -> sufficient_trials); on the toy model that was t_range (0.4, 0.7), n_trials 32-128.
-Real ISIC profile: the same keys, tuned on ISIC validation latents, images_per_forward 256 and
-autocast_bf16 on a GPU.
+batching and exact early stopping, which never changes a prediction. Early stopping decides the majority
+only: a vote share or mean error over fewer trials ranks worse, so the report's ranking vote (issue 15)
+computes all of its n_trials (early_stop "off") over a t window, both tuned on the validation split for AUC
+(pipelines/diffusion_classifier_report/tuning.py: auc_by_t -> ranking_t_window, auc_vs_trials ->
+smallest_sufficient_n, over several trial seeds); the accuracy tuning of issue 7 (vote_accuracy_by_t ->
+informative_t_range, accuracy_vs_trials -> sufficient_trials) is kept. docs/benchmarks.md ("Diffusion
+classifier") has both. Real ISIC profile: the same keys, tuned on ISIC validation latents,
+images_per_forward 256 and autocast_bf16 on a GPU.
 """
 
 from __future__ import annotations
