@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup scorer-env browser demo test test-fast ui lint dvc-repro
+.PHONY: setup scorer-env browser demo test test-fast full-size-smoke ui lint dvc-repro
 
 setup: $(STAMP)
 
@@ -63,6 +63,14 @@ browser:
 
 test-fast: setup scorer-env
 	@$(BIN)/python -m pytest -q -m "not slow"
+
+# The real profile at the papers' model sizes (SD-VAE config, DiT-L/4 both modes, ResNet-101, resnet50 at 224 px) on a
+# handful of 256-px images, each stage in its own process, with its wall time and peak memory (~13 min, ~11 GiB,
+# ~22 GB of disk while it runs; docs/benchmarks.md "Real profile at paper size, CPU"); docs/cost_model.md scales it to
+# one GPU. The same run with its values asserted is tests/test_full_size.py (marker full_size, left out of `make test`:
+# `.venv/bin/python -m pytest -m full_size`).
+full-size-smoke: setup
+	@$(BIN)/python scripts/full_size_smoke.py
 
 ui: setup
 	@$(BIN)/dagster dev -h 127.0.0.1 -p 3000
