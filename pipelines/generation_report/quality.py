@@ -100,16 +100,11 @@ def measure_skin(images: np.ndarray, min_pixels: int) -> SkinMeasurements:
     return SkinMeasurements(np.array(groups, dtype=object).astype(str), np.array(hue), np.array(chroma))
 
 
-def measured_groups(images: np.ndarray, min_pixels: int) -> np.ndarray:
-    return measure_skin(images, min_pixels).groups
-
-
-def skin_tone_agreement(images: np.ndarray | SkinMeasurements, asked: np.ndarray, min_pixels: int
-                        ) -> tuple[float, dict]:
+def skin_tone_agreement(measured: SkinMeasurements, asked: np.ndarray) -> tuple[float, dict]:
     """(share measured == asked, confusion {asked: {measured: count}}) with the pipeline's ITA estimator."""
-    measured = images.groups if isinstance(images, SkinMeasurements) else measured_groups(images, min_pixels)
-    confusion = {a: {m: int(((asked == a) & (measured == m)).sum()) for m in GROUPS} for a in GROUPS[:3]}
-    return (float((measured == asked).mean()) if len(asked) else float("nan")), confusion
+    groups = measured.groups
+    confusion = {a: {m: int(((asked == a) & (groups == m)).sum()) for m in GROUPS} for a in GROUPS[:3]}
+    return (float((groups == asked).mean()) if len(asked) else float("nan")), confusion
 
 
 def skin_colour_plausibility(measured: SkinMeasurements, asked: np.ndarray, real: SkinColourRange) -> dict:

@@ -74,7 +74,7 @@ def run_synthetic_quality(params: QualityParams, lesions: pd.DataFrame, data_roo
 
     heldout_tone = heldout_attributes["skin_tone_group"].to_numpy()
     real_skin = q.measure_skin(heldout_images, params.min_skin_pixels)
-    real_agreement, _ = q.skin_tone_agreement(real_skin, heldout_tone, params.min_skin_pixels)
+    real_agreement, _ = q.skin_tone_agreement(real_skin, heldout_tone)
     skin_range = q.SkinColourRange.of(real_skin)
     report = {
         "reference_network": NAME,
@@ -97,7 +97,7 @@ def run_synthetic_quality(params: QualityParams, lesions: pd.DataFrame, data_roo
         shard_images = load_all(shards)
         shard_tone = shards.attributes["skin_tone_group"].to_numpy()
         shard_skin = q.measure_skin(shard_images, params.min_skin_pixels)
-        agreement, confusion = q.skin_tone_agreement(shard_skin, shard_tone, params.min_skin_pixels)
+        agreement, confusion = q.skin_tone_agreement(shard_skin, shard_tone)
         report["shards"] = {"n": len(shard_images), "skin_tone_agreement": agreement, "confusion": confusion,
                             **q.skin_colour_plausibility(shard_skin, shard_tone, skin_range),
                             "label_auc": roc_auc(shards.attributes["label"].to_numpy(),
@@ -132,7 +132,7 @@ def _judge(network, judged: JudgedModel, images: np.ndarray, asked: pd.DataFrame
     synthetic = _features(network, images)
     asked_tone, asked_label = asked["skin_tone_group"].to_numpy(), asked["label"].to_numpy()
     skin = q.measure_skin(images, params.min_skin_pixels)
-    agreement, confusion = q.skin_tone_agreement(skin, asked_tone, params.min_skin_pixels)
+    agreement, confusion = q.skin_tone_agreement(skin, asked_tone)
     memo = q.memorization(synthetic, features["heldout"], features["train"])
     grid = grid_by_cell(draw_audit_samples(judged.model, judged.decode, BALANCED, params.sampling, f"{name} grid"),
                         BALANCED, out_dir / f"{name}_grid_by_cell.png", f"{name}: samples per asked cell")
